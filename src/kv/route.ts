@@ -1,0 +1,90 @@
+/**
+ * Routing for the KV service: the shard of a request is a hash of its key,
+ * read straight from the protobuf body (field 1, bytes) so the IO worker
+ * never decodes the request.
+ *
+ * @module
+ */
+
+/**
+ * The bytes of field `field` (wire type 2) in a protobuf message, as
+ * [start, end) offsets packed in a number pair, or null when absent. Only
+ * what is needed to skip other fields is parsed.
+ */
+function findBytesField(body: Uint8Array, field: number): [number, number] | null {
+  let i = 0;
+  let found: [number, number] | null = null;
+  while (i < body.length) {
+    let tag = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      if (i >= body.length) return found;
+      b = body[i++];
+      tag += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80 && shift < 35);
+    const wire = tag & 7;
+    const num = Math.floor(tag / 8);
+    if (wire === 0) {
+      while (i < body.length && body[i++] & 0x80);
+    } else if (wire === 1) {
+      i += 8;
+    } else if (wire === 5) {
+      i += 4;
+    } else if (wire === 2) {
+      let len = 0;
+      shift = 0;
+      do {
+        if (i >= body.length) return found;
+        b = body[i++];
+        len += (b & 0x7f) * 2 ** shift;
+        shift += 7;
+      } while (b & 0x80 && shift < 35);
+      // proto3: the last occurrence of a field wins.
+      if (num === field) found = [i, Math.min(i + len, body.length)];
+      i += len;
+    } else {
+      return found; // groups or garbage: the handler will reject the body
+    }
+  }
+  return found;
+}
+
+/**
+ * Shard of a Get, Put or Delete request body: FNV-1a of the key bytes. A
+ * body without a key goes to shard 0, whose handler rejects it.
+ *
+ * @example
+ * ```ts
+ * import { keyShard } from "@evkv/evkv";
+ * import { pb } from "@evkv/evkv";
+ * keyShard(pb.GetRequest.encode({ key: new Uint8Array([1]) }).finish(), 4); // 0..3
+ * ```
+ */
+export function keyShard(body: Uint8Array, shards: number): number {
+  if (shards === 1) return 0;
+  const at = findBytesField(body, 1);
+  if (!at) return 0;
+  return hashBytes(body, at[0], at[1]) % shards;
+}
+
+/**
+ * FNV-1a (32-bit) of `bytes[start, end)`, with a final avalanche so that
+ * `% shards` uses all bits.
+ *
+ * @example
+ * ```ts
+ * import { hashBytes } from "@evkv/evkv";
+ * const k = new TextEncoder().encode("user:1");
+ * hashBytes(k, 0, k.length);
+ * ```
+ */
+export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return h >>> 0;
+}

@@ -1,0 +1,103 @@
+/**
+ * Numbers fixed by the wire spec (`docs/protocol.md`, wire v1): header
+ * layout, flags and status codes. Nothing here is configurable.
+ *
+ * @module
+ */
+
+/** The four bytes `EVKV` read as a little-endian u32. */
+export const MAGIC = 0x564b5645;
+/** The only protocol version this server speaks. */
+export const VERSION = 1;
+/** Bytes in a frame header. */
+export const HEADER_SIZE = 24;
+/** Bytes in the CRC-32 trailer after the body. */
+export const TRAILER_SIZE = 4;
+/** Bytes a frame takes beyond its body. */
+export const FRAME_OVERHEAD = HEADER_SIZE + TRAILER_SIZE;
+/** Default limit on `body_len`, 4 MiB, as the spec states. */
+export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
+
+/**
+ * Bits of the header's `flags` byte.
+ *
+ * @example
+ * ```ts
+ * import { Flags } from "@evkv/evkv";
+ * const isErrorReply = (flags: number) => (flags & Flags.ERROR) !== 0;
+ * ```
+ */
+export const Flags = {
+  /** Set on every reply. */
+  REPLY: 1,
+  /** The reply body is an `evkv.v1.Error`. */
+  ERROR: 2,
+  /** The request wants no reply. */
+  ONEWAY: 4,
+} as const;
+
+/**
+ * Status names in code order: the index of a name is its code. This one
+ * list drives the `Status` table, `statusName` and the `errors.*` counters.
+ */
+export const STATUS_NAMES = [
+  "OK",
+  "BAD_REQUEST",
+  "CRC_MISMATCH",
+  "UNKNOWN_METHOD",
+  "TOO_LARGE",
+  "OVERLOADED",
+  "DEADLINE_EXCEEDED",
+  "INTERNAL",
+  "SHUTTING_DOWN",
+] as const;
+
+/** One of the spec's status names. */
+export type StatusName = typeof STATUS_NAMES[number];
+
+/**
+ * Status codes of replies, by name.
+ *
+ * @example
+ * ```ts
+ * import { Status } from "@evkv/evkv";
+ * console.log(Status.TOO_LARGE); // 4
+ * ```
+ */
+export const Status: { readonly [K in StatusName]: number } = Object.freeze(
+  Object.fromEntries(STATUS_NAMES.map((name, code) => [name, code])) as {
+    [K in StatusName]: number;
+  },
+);
+
+/**
+ * The name of a status code, or `STATUS_<n>` for a code the spec does not
+ * define.
+ *
+ * @example
+ * ```ts
+ * import { statusName } from "@evkv/evkv";
+ * console.log(statusName(2)); // "CRC_MISMATCH"
+ * ```
+ */
+export function statusName(code: number): string {
+  return STATUS_NAMES[code] ?? `STATUS_${code}`;
+}
+
+/**
+ * Method codes of the KV service (package `evkv.v1`).
+ *
+ * @example
+ * ```ts
+ * import { KvMethod } from "@evkv/evkv";
+ * console.log(KvMethod.Get); // 2
+ * ```
+ */
+export const KvMethod = {
+  Ping: 1,
+  Get: 2,
+  Put: 3,
+  Delete: 4,
+  Scan: 5,
+  Stats: 6,
+} as const;

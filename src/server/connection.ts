@@ -1,0 +1,271 @@
+/**
+ * One client connection inside an IO worker: its receive buffer and frame
+ * cutting, the replies queued for it, and its life cycle (open, draining,
+ * closed). Frames are handed to the worker's dispatcher one by one; the
+ * worker decides where they run.
+ *
+ * @module
+ */
+import { HEADER_SIZE, Status } from "../protocol/constants.ts";
+import {
+  BAD_PREAMBLE,
+  BODY_TOO_LARGE,
+  checkFrame,
+  HeaderOffset,
+  NEED_MORE,
+  readU32,
+} from "../protocol/frame.ts";
+import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
+import { errorOutcome, type Outcome, replyFrameSize, writeReplyFrame } from "./executor.ts";
+import type { ConnectionInfo } from "./service.ts";
+import type { Transport } from "./transport.ts";
+
+/** Receive buffer size a connection starts with and shrinks back to. */
+export const INITIAL_RECEIVE_BYTES = 16 * 1024;
+/** Output buffers larger than this are dropped once written. */
+const KEEP_OUTPUT_BYTES = 256 * 1024;
+
+/** What a connection needs from its IO worker. */
+export interface ConnectionOwner {
+  /** The worker's stats block. */
+  readonly stats: StatsBlock;
+  /** The body limit. */
+  readonly maxBody: number;
+  /** Handles one whole frame at `buf[off, off + total)`. */
+  dispatch(conn: Connection, buf: Uint8Array, off: number, total: number): void;
+  /** Called once a read's frames are dispatched: a batch boundary. */
+  endOfBatch(): void;
+  /** Marks `conn` as having replies to write at the end of this batch. */
+  markDirty(conn: Connection): void;
+  /** Called once when the connection is closed. */
+  closed(conn: Connection): void;
+}
+
+/** A client connection. */
+export class Connection {
+  /** Identity for replies that come back through rings. */
+  readonly info: ConnectionInfo;
+  /** Requests parsed and not yet answered (or dropped, for ONEWAY). */
+  inflight = 0;
+  /** True once queued for a flush in the current batch. */
+  dirty = false;
+  /** Set when nothing more will be read: close once replies are out. */
+  closeWhenDone = false;
+  /** True after close(); replies for it are dropped. */
+  closed = false;
+
+  readonly #owner: ConnectionOwner;
+  readonly #transport: Transport;
+  /** Receive buffer; unparsed bytes are [#start, #end). */
+  #buf: Uint8Array;
+  #start = 0;
+  #end = 0;
+  /** Replies queued and not yet handed to the socket. */
+  #out: Uint8Array;
+  #outLen = 0;
+  #outFrames = 0;
+  /** The other output buffer, written while #out fills. */
+  #spare: Uint8Array;
+  #writing = false;
+
+  /** Wraps an accepted transport; call {@link run} to start reading. */
+  constructor(owner: ConnectionOwner, transport: Transport, info: ConnectionInfo) {
+    this.#owner = owner;
+    this.#transport = transport;
+    this.info = info;
+    this.#buf = new Uint8Array(INITIAL_RECEIVE_BYTES);
+    this.#out = new Uint8Array(4096);
+    this.#spare = new Uint8Array(4096);
+    owner.stats.alloc(Res.connection, 0);
+    owner.stats.alloc(Res.message, this.#buf.length);
+  }
+
+  /** Reads and dispatches frames until the peer closes or an error. */
+  async run(): Promise<void> {
+    const stats = this.#owner.stats;
+    try {
+      while (!this.closed && !this.closeWhenDone) {
+        this.#makeRoom();
+        const n = await this.#transport.read(this.#buf.subarray(this.#end));
+        if (n === null || this.closed) break;
+        this.#end += n;
+        stats.count(Counter.bytes_in, n);
+        this.#cutFrames();
+        this.#owner.endOfBatch();
+      }
+    } catch {
+      // A reset or a read on a closed socket ends the connection; the
+      // peer gets nothing more, other connections are not affected.
+    }
+    this.closeWhenDone = true;
+    this.settle();
+  }
+
+  /** Cuts and dispatches every whole frame in the buffer. */
+  #cutFrames(): void {
+    const owner = this.#owner;
+    const buf = this.#buf;
+    while (!this.closed) {
+      const total = checkFrame(buf, this.#start, this.#end, owner.maxBody);
+      if (total > 0) {
+        const off = this.#start;
+        this.#start += total;
+        owner.dispatch(this, buf, off, total);
+        continue;
+      }
+      if (total === NEED_MORE) break;
+      if (total === BAD_PREAMBLE) {
+        // Without a trusted header there is no length to skip: the stream
+        // is lost, and so is the connection (no reply, per the spec).
+        owner.stats.count(Counter.bad_preambles);
+        this.close();
+        return;
+      }
+      if (total === BODY_TOO_LARGE) {
+        const at = this.#start;
+        const code = buf[at + HeaderOffset.code] | (buf[at + HeaderOffset.code + 1] << 8);
+        const requestId = readU32(buf, at + HeaderOffset.requestId);
+        const bodyLen = readU32(buf, at + HeaderOffset.bodyLen);
+        owner.stats.count(Counter["errors.TOO_LARGE"]);
+        this.queueReply(
+          code,
+          requestId,
+          errorOutcome(
+            Status.TOO_LARGE,
+            `Read frame: body of ${bodyLen} bytes is over the ${owner.maxBody}-byte limit`,
+          ),
+        );
+        this.#start = this.#end;
+        this.closeWhenDone = true;
+        return;
+      }
+    }
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+  }
+
+  /** Makes room to read: compacts, grows for a large frame, or shrinks back. */
+  #makeRoom(): void {
+    const stats = this.#owner.stats;
+    let buf = this.#buf;
+    const pending = this.#end - this.#start;
+    let need = INITIAL_RECEIVE_BYTES;
+    if (pending >= HEADER_SIZE) {
+      need = Math.max(
+        need,
+        readU32(buf, this.#start + HeaderOffset.bodyLen) + HEADER_SIZE + 4,
+      );
+    }
+    if (buf.length - this.#end >= 1024 && buf.length >= need && buf.length <= 4 * need) return;
+    const size = need <= INITIAL_RECEIVE_BYTES ? INITIAL_RECEIVE_BYTES : need;
+    if (size !== buf.length) {
+      const next = new Uint8Array(size);
+      next.set(buf.subarray(this.#start, this.#end));
+      stats.free(Res.message, buf.length);
+      stats.alloc(Res.message, size);
+      this.#buf = buf = next;
+    } else if (this.#start > 0) {
+      buf.copyWithin(0, this.#start, this.#end);
+    }
+    this.#start = 0;
+    this.#end = pending;
+  }
+
+  /** Queues a reply frame built from `outcome`. */
+  queueReply(code: number, requestId: number, outcome: Outcome): void {
+    const size = replyFrameSize(outcome);
+    const off = this.#reserve(size);
+    writeReplyFrame(this.#out, off, code, requestId, outcome);
+    this.#queued(size);
+  }
+
+  /** Queues an already encoded reply frame (copied). */
+  queueFrame(frame: Uint8Array): void {
+    const off = this.#reserve(frame.length);
+    this.#out.set(frame, off);
+    this.#queued(frame.length);
+  }
+
+  /** Bytes queued and not yet taken by the socket. */
+  get queuedBytes(): number {
+    return this.#outLen;
+  }
+
+  #reserve(n: number): number {
+    const at = this.#outLen;
+    if (at + n > this.#out.length) {
+      const next = new Uint8Array(Math.max(this.#out.length * 2, at + n));
+      next.set(this.#out.subarray(0, at));
+      this.#out = next;
+    }
+    this.#outLen = at + n;
+    return at;
+  }
+
+  #queued(bytes: number): void {
+    this.#outFrames++;
+    this.#owner.stats.alloc(Res.output_buffer, bytes);
+    if (!this.dirty) {
+      this.dirty = true;
+      this.#owner.markDirty(this);
+    }
+  }
+
+  /**
+   * Writes everything queued, in as few writes as the socket allows; while
+   * a write is in progress, new replies gather in the other buffer.
+   */
+  async flush(): Promise<void> {
+    this.dirty = false;
+    if (this.#writing || this.closed) return;
+    this.#writing = true;
+    const stats = this.#owner.stats;
+    while (this.#outLen > 0 && !this.closed) {
+      const buf = this.#out;
+      const len = this.#outLen;
+      const frames = this.#outFrames;
+      this.#out = this.#spare;
+      this.#outLen = 0;
+      this.#outFrames = 0;
+      try {
+        let off = 0;
+        while (off < len) off += await this.#transport.write(buf.subarray(off, len));
+        stats.count(Counter.bytes_out, len);
+      } catch {
+        this.close();
+      } finally {
+        stats.freeMany(Res.output_buffer, frames, len);
+      }
+      this.#spare = buf.length > KEEP_OUTPUT_BYTES ? new Uint8Array(4096) : buf;
+    }
+    this.#writing = false;
+    this.settle();
+  }
+
+  /** Closes the connection if it is done: nothing in flight or queued. */
+  settle(): void {
+    if (
+      this.closeWhenDone && !this.closed && this.inflight === 0 && this.#outLen === 0 &&
+      !this.#writing
+    ) {
+      this.close();
+    }
+  }
+
+  /** Closes now; queued replies are dropped, replies still to come are discarded. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.#transport.close();
+    } catch {
+      // Already closed by the peer.
+    }
+    const stats = this.#owner.stats;
+    if (this.#outLen > 0) stats.freeMany(Res.output_buffer, this.#outFrames, this.#outLen);
+    this.#outLen = 0;
+    this.#outFrames = 0;
+    stats.free(Res.message, this.#buf.length);
+    stats.free(Res.connection, 0);
+    this.#owner.closed(this);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Runs a service's handlers for one shard, in whichever thread hosts the
+ * shard (a task worker, or an IO worker in inline mode). It turns every
+ * outcome, including bad bodies, missed deadlines and throwing handlers,
+ * into a reply status and body; nothing a request does can kill the thread.
+ *
+ * @module
+ */
+import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status, STATUS_NAMES } from "../protocol/constants.ts";
+import { crc32 } from "../protocol/crc32.ts";
+import { writeHeader, writeU32 } from "../protocol/frame.ts";
+import { encodeError } from "../protocol/messages.ts";
+import { Counter, type StatsBlock, type StatsSnapshot } from "../stats/resources.ts";
+import { type HandlerContext, type Method, type Service, ServiceError } from "./service.ts";
+
+/** A reply's status and encoded body. */
+export interface Outcome {
+  /** Wire status; 0 is OK. */
+  status: number;
+  /** Encoded reply message, or an `evkv.v1.Error` when status is not 0. */
+  body: Uint8Array;
+}
+
+/** Builds the error outcome for `status`. */
+export function errorOutcome(status: number, message: string): Outcome {
+  return { status, body: encodeError(status, message) };
+}
+
+/** Bytes of the reply frame for `outcome`. */
+export function replyFrameSize(outcome: Outcome): number {
+  return outcome.body.length + FRAME_OVERHEAD;
+}
+
+/** Writes the reply frame for `outcome` into `dst` at `off`. */
+export function writeReplyFrame(
+  dst: Uint8Array,
+  off: number,
+  code: number,
+  requestId: number,
+  outcome: Outcome,
+): void {
+  const body = outcome.body;
+  const flags = outcome.status === 0 ? Flags.REPLY : Flags.REPLY | Flags.ERROR;
+  writeHeader(dst, off, flags, code, requestId, outcome.status, body.length, 0);
+  dst.set(body, off + HEADER_SIZE);
+  writeU32(dst, off + HEADER_SIZE + body.length, body.length === 0 ? 0 : crc32(body));
+}
+
+const ERROR_COUNTER_BASE = Counter["errors.BAD_REQUEST"];
+
+/**
+ * Counts a reply with `status` in `errors.<STATUS>`; statuses a service
+ * invents beyond the spec's table count as `errors.INTERNAL`.
+ */
+export function countError(stats: StatsBlock, status: number): void {
+  if (status === 0) return;
+  const known = status < STATUS_NAMES.length ? status : Status.INTERNAL;
+  stats.count(ERROR_COUNTER_BASE + known - 1);
+}
+
+/** One shard's executor. */
+export class Executor<State> {
+  readonly #service: Service<State>;
+  readonly #ctx: HandlerContext<State>;
+  readonly #maxBody: number;
+
+  /** Creates the shard's state and the handler context. */
+  constructor(
+    service: Service<State>,
+    shard: number,
+    shards: number,
+    maxBody: number,
+    stats: () => StatsSnapshot,
+    startedAt: number,
+  ) {
+    this.#service = service;
+    this.#maxBody = maxBody;
+    const state = service.createState ? service.createState(shard, shards) : (undefined as State);
+    this.#ctx = { state, shard, shards, maxBody, stats, uptimeMs: () => Date.now() - startedAt };
+  }
+
+  /** Runs the service's idle hook; returns ms until it wants to run again. */
+  idle(): number {
+    return this.#service.idle ? this.#service.idle(this.#ctx.state) : Infinity;
+  }
+
+  /**
+   * Runs method `code` on `body` (a view that is only valid during the
+   * call) unless `deadline` (a Date.now() value, 0 for none) has passed.
+   * Returns a promise only when the handler is async.
+   */
+  execute(code: number, body: Uint8Array, deadline: number): Outcome | Promise<Outcome> {
+    const m = this.#service.methods[code];
+    if (!m) return errorOutcome(Status.UNKNOWN_METHOD, `No method with code ${code}`);
+    if (deadline !== 0 && Date.now() > deadline) {
+      return errorOutcome(
+        Status.DEADLINE_EXCEEDED,
+        `Run ${m.name}: the deadline passed before the request started`,
+      );
+    }
+    let request: unknown;
+    try {
+      request = m.request.decode(body);
+    } catch (e) {
+      return errorOutcome(Status.BAD_REQUEST, `Decode ${m.name} request: ${message(e)}`);
+    }
+    let result: unknown;
+    try {
+      result = m.handler(request, this.#ctx);
+    } catch (e) {
+      return this.#failure(m, e);
+    }
+    if (result instanceof Promise) {
+      return result.then((r) => this.#encode(m, r), (e) => this.#failure(m, e));
+    }
+    return this.#encode(m, result);
+  }
+
+  #encode(m: Method<State>, reply: unknown): Outcome {
+    let body: Uint8Array;
+    try {
+      body = m.reply.encode(reply).finish();
+    } catch (e) {
+      return errorOutcome(Status.INTERNAL, `Encode ${m.name} reply: ${message(e)}`);
+    }
+    if (body.length > this.#maxBody) {
+      return errorOutcome(
+        Status.INTERNAL,
+        `Encode ${m.name} reply: ${body.length} bytes is over the ${this.#maxBody}-byte body limit`,
+      );
+    }
+    return { status: Status.OK, body };
+  }
+
+  #failure(m: Method<State>, e: unknown): Outcome {
+    if (e instanceof ServiceError) return errorOutcome(e.status, e.message);
+    return errorOutcome(Status.INTERNAL, `Run ${m.name}: ${message(e)}`);
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

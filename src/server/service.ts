@@ -1,0 +1,187 @@
+/**
+ * The service API: what a module must export for evkv to serve it. Both
+ * worker kinds import the same module, so a service is plain data plus
+ * functions, with no reference to threads or sockets.
+ *
+ * @module
+ */
+import type { StatsSnapshot } from "../stats/resources.ts";
+
+/**
+ * A protobuf message type as protobufjs generates it (static or reflected).
+ */
+export interface MessageType<T> {
+  /** Encodes a message; `finish()` gives the bytes. */
+  encode(message: T): { finish(): Uint8Array };
+  /**
+   * Decodes bytes. The bytes may be a view into memory that is reused after
+   * the handler returns: a handler that keeps a bytes field must copy it.
+   */
+  decode(bytes: Uint8Array): T;
+}
+
+/** What a handler can see besides its request. */
+export interface HandlerContext<State> {
+  /** This shard's state, made by {@link Service.createState}. */
+  readonly state: State;
+  /** Index of the shard this handler runs on. */
+  readonly shard: number;
+  /** How many shards the service has. */
+  readonly shards: number;
+  /** The server's body limit: a reply must stay within it. */
+  readonly maxBody: number;
+  /** Sums the server's counters across all threads, at this moment. */
+  stats(): StatsSnapshot;
+  /** Milliseconds since the server started. */
+  uptimeMs(): number;
+}
+
+/**
+ * Where a request runs: `"local"` on whichever shard is nearest (no state
+ * involved: the IO worker's own executor in inline mode, or the
+ * connection's task worker in pool mode), `"all"` on every shard with the
+ * parts joined by {@link MethodSpec.merge}, or a function of the raw request
+ * body that returns a shard index (for example a hash of the key).
+ */
+export type Route = "local" | "all" | ((body: Uint8Array, shards: number) => number);
+
+/** One method of a service, with its types. */
+export interface MethodSpec<Req, Rep, State> {
+  /** Method name for logs and errors. */
+  name: string;
+  /** Request body type. */
+  request: MessageType<Req>;
+  /** Reply body type. */
+  reply: MessageType<Rep>;
+  /**
+   * Runs the method. Throw {@link ServiceError} for a status other than
+   * `INTERNAL`; any other throw becomes `INTERNAL` for this request only.
+   */
+  handler(request: Req, ctx: HandlerContext<State>): Rep | Promise<Rep>;
+  /** Where requests run; `"local"` when absent. */
+  route?: Route;
+  /** With route `"all"`: joins every shard's reply into one. */
+  merge?(parts: Rep[], request: Req, maxBytes: number): Rep;
+}
+
+/** A method with its types erased, as the server holds it. */
+export interface Method<State> {
+  /** Method name for logs and errors. */
+  readonly name: string;
+  /** Request body type. */
+  readonly request: MessageType<unknown>;
+  /** Reply body type. */
+  readonly reply: MessageType<unknown>;
+  /** See {@link MethodSpec.handler}. */
+  handler(request: unknown, ctx: HandlerContext<State>): unknown;
+  /** See {@link MethodSpec.route}. */
+  readonly route: Route;
+  /** See {@link MethodSpec.merge}. */
+  merge?(parts: unknown[], request: unknown, maxBytes: number): unknown;
+}
+
+/** A connection as services see it in {@link Service.onConnect}. */
+export interface ConnectionInfo {
+  /** Id unique within its IO worker. */
+  readonly id: number;
+  /** Index of the IO worker that owns it. */
+  readonly ioWorker: number;
+  /** Peer address, as `host:port`. */
+  readonly remote: string;
+}
+
+/** A service: its methods by code, and optional per-shard state and hooks. */
+export interface Service<State = unknown> {
+  /** Service name for logs. */
+  readonly name: string;
+  /** Methods by method code (1..65535). */
+  readonly methods: Readonly<Record<number, Method<State>>>;
+  /** Makes one shard's state, once in the thread that owns the shard. */
+  createState?(shard: number, shards: number): State;
+  /**
+   * Housekeeping while a shard is idle (expiry sweeps, say). Returns how
+   * many ms until it wants to run again (`Infinity` for never).
+   */
+  idle?(state: State): number;
+  /** Called in the IO worker when a connection opens. */
+  onConnect?(conn: ConnectionInfo): void;
+  /** Called in the IO worker when a connection closes. */
+  onDisconnect?(conn: ConnectionInfo): void;
+}
+
+/**
+ * Types one method and erases its types for the service table.
+ *
+ * @example
+ * ```ts
+ * import { method, pb } from "@evkv/evkv";
+ * const ping = method({
+ *   name: "Ping",
+ *   request: pb.PingRequest,
+ *   reply: pb.PingReply,
+ *   handler: (req) => ({ payload: req.payload }),
+ * });
+ * ```
+ */
+export function method<Req, Rep, State = unknown>(
+  spec: MethodSpec<Req, Rep, State>,
+): Method<State> {
+  return {
+    name: spec.name,
+    request: spec.request as MessageType<unknown>,
+    reply: spec.reply as MessageType<unknown>,
+    handler: spec.handler as (r: unknown, c: HandlerContext<State>) => unknown,
+    route: spec.route ?? "local",
+    merge: spec.merge as Method<State>["merge"],
+  };
+}
+
+/**
+ * Checks a service definition and returns it; a service module
+ * default-exports the result.
+ *
+ * @example
+ * ```ts
+ * import { defineService, method, pb } from "@evkv/evkv";
+ * export default defineService({
+ *   name: "echo",
+ *   methods: {
+ *     1: method({ name: "Ping", request: pb.PingRequest, reply: pb.PingReply, handler: (r) => r }),
+ *   },
+ * });
+ * ```
+ */
+export function defineService<State>(service: Service<State>): Service<State> {
+  for (const [code, m] of Object.entries(service.methods)) {
+    const n = Number(code);
+    if (!Number.isInteger(n) || n < 1 || n > 0xffff) {
+      throw new RangeError(`Define service ${service.name}: method code ${code} is not 1..65535`);
+    }
+    if (m.route === "all" && !m.merge) {
+      throw new TypeError(
+        `Define service ${service.name}: ${m.name} routes to all shards but has no merge`,
+      );
+    }
+  }
+  return service;
+}
+
+/**
+ * An error a handler throws to reply with a specific status.
+ *
+ * @example
+ * ```ts
+ * import { ServiceError, Status } from "@evkv/evkv";
+ * throw new ServiceError(Status.BAD_REQUEST, "Get needs a key of 1 to 1024 bytes");
+ * ```
+ */
+export class ServiceError extends Error {
+  /** Wire status code of the reply. */
+  readonly status: number;
+  /** Makes an error that replies with `status` and `message`. */
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "ServiceError";
+    this.status = status;
+  }
+}

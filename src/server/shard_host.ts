@@ -1,0 +1,189 @@
+/**
+ * The consumer side of the request rings for one shard: pops request
+ * records from every IO worker's ring, runs them on the shard's
+ * {@link Executor}, and pushes each reply frame to the ring of the IO worker
+ * that sent the request. A task worker hosts one; in inline mode each IO
+ * worker hosts one for its own shard.
+ *
+ * @module
+ */
+import { Flags, FRAME_OVERHEAD } from "../protocol/constants.ts";
+import { Res, type StatsBlock } from "../stats/resources.ts";
+import { countError, type Executor, type Outcome, writeReplyFrame } from "./executor.ts";
+import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
+import { Ring } from "./ring.ts";
+
+/** What to do when an IO worker's reply ring is full. */
+export type FullPolicy = "block" | "queue";
+
+interface Parked {
+  io: number;
+  conn: number;
+  fanout: number;
+  code: number;
+  requestId: number;
+  outcome: Outcome;
+}
+
+/** Serves one shard's request rings. */
+export class ShardHost<State> {
+  readonly #exec: Executor<State>;
+  readonly #stats: StatsBlock;
+  readonly #requests: (Ring | null)[];
+  readonly #replies: (Ring | null)[];
+  readonly #policy: FullPolicy;
+  /** IO workers that got replies since the last wake-up, to wake once per batch. */
+  readonly #touched: Set<number> = new Set();
+  /** Replies waiting for room in a full ring (policy "queue" only). */
+  #parked: Parked[] = [];
+  /** For policy "block": a private word to sleep on while a ring is full. */
+  readonly #nap = new Int32Array(new SharedArrayBuffer(4));
+
+  /**
+   * `requests[io]` and `replies[io]` are the rings shared with IO worker
+   * `io` (null for the hosting IO worker itself).
+   */
+  constructor(
+    exec: Executor<State>,
+    stats: StatsBlock,
+    requests: (Ring | null)[],
+    replies: (Ring | null)[],
+    policy: FullPolicy,
+  ) {
+    this.#exec = exec;
+    this.#stats = stats;
+    this.#requests = requests;
+    this.#replies = replies;
+    this.#policy = policy;
+  }
+
+  /** The executor, for work that does not come through a ring. */
+  get executor(): Executor<State> {
+    return this.#exec;
+  }
+
+  /** Replies still waiting for ring space. */
+  get parked(): number {
+    return this.#parked.length;
+  }
+
+  /**
+   * Runs every request that has arrived; returns how many. Awaits only
+   * when a handler is async.
+   */
+  async drain(): Promise<number> {
+    let done = this.#retryParked();
+    for (let io = 0; io < this.#requests.length; io++) {
+      const ring = this.#requests[io];
+      if (ring) done += await this.#drainRing(io, ring);
+    }
+    return done;
+  }
+
+  /** IO workers that were sent replies since the last call. */
+  takeTouched(): Set<number> {
+    return this.#touched;
+  }
+
+  async #drainRing(io: number, ring: Ring): Promise<number> {
+    const stats = this.#stats;
+    let n = 0;
+    let off: number;
+    while ((off = ring.next()) >= 0) {
+      const w = off >>> 2;
+      const u32 = ring.u32;
+      const conn = u32[w + Req.conn];
+      const requestId = u32[w + Req.requestId];
+      const codeFlags = u32[w + Req.codeFlags];
+      const bodyLen = u32[w + Req.bodyLen];
+      const fanout = u32[w + Req.fanout];
+      const deadline = ring.f64[(off + Req.deadlineByte) >>> 3];
+      const code = codeFlags & 0xffff;
+      stats.free(Res.ring_slot, Ring.recordSize(ring.payloadLength));
+      stats.alloc(Res.task, bodyLen);
+      const body = ring.u8.subarray(off + REQUEST_HEADER, off + REQUEST_HEADER + bodyLen);
+      let outcome = this.#exec.execute(code, body, deadline);
+      if (outcome instanceof Promise) outcome = await outcome;
+      stats.free(Res.task, bodyLen);
+      countError(stats, outcome.status);
+      if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
+        this.#reply(io, conn, fanout, code, requestId, outcome);
+      }
+      // Hand space back as we go, so a producer facing a full ring waits
+      // for one batch, not for the whole drain.
+      if ((++n & 63) === 0) ring.release();
+    }
+    ring.release();
+    return n;
+  }
+
+  #reply(
+    io: number,
+    conn: number,
+    fanout: number,
+    code: number,
+    requestId: number,
+    outcome: Outcome,
+  ): void {
+    const frameLen = outcome.body.length + FRAME_OVERHEAD;
+    this.#stats.alloc(Res.out_packet, frameLen);
+    if (this.#parked.length > 0 && this.#policy === "queue") {
+      this.#parked.push({ io, conn, fanout, code, requestId, outcome });
+      return;
+    }
+    while (!this.#tryPush(io, conn, fanout, code, requestId, outcome)) {
+      if (this.#policy === "queue") {
+        this.#parked.push({ io, conn, fanout, code, requestId, outcome });
+        return;
+      }
+      // The IO worker never blocks, so it will drain: wake it and nap.
+      this.#wakeTouchedNow(io);
+      Atomics.wait(this.#nap, 0, 0, 1);
+    }
+  }
+
+  /** Set by the owner: wakes IO worker `io` right away. */
+  wakeNow: (io: number) => void = () => {};
+
+  #wakeTouchedNow(io: number): void {
+    this.#touched.delete(io);
+    this.wakeNow(io);
+  }
+
+  #tryPush(
+    io: number,
+    conn: number,
+    fanout: number,
+    code: number,
+    requestId: number,
+    outcome: Outcome,
+  ): boolean {
+    const ring = this.#replies[io]!;
+    const frameLen = outcome.body.length + FRAME_OVERHEAD;
+    const off = ring.reserve(REPLY_HEADER + frameLen);
+    if (off < 0) return false;
+    const w = off >>> 2;
+    ring.u32[w + Rep.conn] = conn;
+    ring.u32[w + Rep.fanout] = fanout;
+    ring.u32[w + Rep.frameLen] = frameLen;
+    writeReplyFrame(ring.u8, off + REPLY_HEADER, code, requestId, outcome);
+    ring.commit();
+    this.#stats.alloc(Res.ring_slot, Ring.recordSize(REPLY_HEADER + frameLen));
+    this.#stats.free(Res.out_packet, frameLen);
+    this.#touched.add(io);
+    return true;
+  }
+
+  #retryParked(): number {
+    if (this.#parked.length === 0) return 0;
+    const parked = this.#parked;
+    this.#parked = [];
+    let i = 0;
+    for (; i < parked.length; i++) {
+      const p = parked[i];
+      if (!this.#tryPush(p.io, p.conn, p.fanout, p.code, p.requestId, p.outcome)) break;
+    }
+    this.#parked = parked.slice(i);
+    return i;
+  }
+}

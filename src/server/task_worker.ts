@@ -1,0 +1,92 @@
+/**
+ * Task worker entry: owns one shard, blocks in `Atomics.wait` on its wake
+ * word until an IO worker pushes requests, runs them, and pushes replies.
+ * Blocking is right here: this thread has nothing else to do, and a futex
+ * wait wakes faster than an event-loop turn.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { snapshot, StatsBlock } from "../stats/resources.ts";
+import { Executor } from "./executor.ts";
+import type { Service } from "./service.ts";
+import { ShardHost } from "./shard_host.ts";
+import {
+  Control,
+  openRing,
+  shardCount,
+  type SharedPlan,
+  threadIndex,
+  wake,
+  wakeWord,
+} from "./topology.ts";
+
+/** The message that starts a task worker. */
+export interface TaskWorkerInit {
+  /** Shared memory and layout. */
+  plan: SharedPlan;
+  /** This worker's shard. */
+  shard: number;
+  /** URL of the service module (default export). */
+  serviceUrl: string;
+  /** Body limit, for replies. */
+  maxBody: number;
+}
+
+/** Longest nap while idle, so housekeeping and the stop flag are seen. */
+const MAX_NAP_MS = 1000;
+
+async function main(init: TaskWorkerInit): Promise<void> {
+  const { plan, shard } = init;
+  const layout = plan.layout;
+  const me = threadIndex(layout, "task", shard);
+  const control = new Int32Array(plan.control);
+  const stats = new StatsBlock(plan.stats, me);
+  stats.reset();
+  const service = (await import(init.serviceUrl)).default as Service<unknown>;
+  const exec = new Executor(
+    service,
+    shard,
+    shardCount(layout),
+    init.maxBody,
+    () => snapshot(plan.stats),
+    plan.startedAt,
+  );
+  const requests = plan.requestRings.map((row) => openRing(row[shard]));
+  const replies = plan.replyRings[shard].map(openRing);
+  const host = new ShardHost(exec, stats, requests, replies, "block");
+  const ioThread = (io: number) => threadIndex(layout, "io", io);
+  host.wakeNow = (io) => wake(control, ioThread(io));
+  self.postMessage({ type: "ready" });
+
+  let idleAt = 0;
+  for (;;) {
+    const seen = Atomics.load(control, wakeWord(me));
+    const done = await host.drain();
+    const touched = host.takeTouched();
+    for (const io of touched) wake(control, ioThread(io));
+    touched.clear();
+    if (done > 0) continue;
+    if (Atomics.load(control, Control.stop) !== 0) break;
+    const now = Date.now();
+    let nap = MAX_NAP_MS;
+    if (now >= idleAt) {
+      const next = exec.idle();
+      idleAt = now + Math.min(next, MAX_NAP_MS);
+    }
+    nap = Math.max(1, Math.min(nap, idleAt - now));
+    Atomics.wait(control, wakeWord(me), seen, nap);
+  }
+  self.postMessage({ type: "stopped" });
+}
+
+self.onmessage = (e: MessageEvent<TaskWorkerInit>) => {
+  self.onmessage = null;
+  main(e.data).catch((err) => {
+    // An error outside any handler (bad service module, say): let the main
+    // thread see it as a worker error.
+    setTimeout(() => {
+      throw err;
+    });
+  });
+};
