@@ -84,8 +84,8 @@ const scanBudget = (maxBody: number) => Math.max(1024, maxBody - 64 * 1024);
  *
  * @example
  * ```ts
- * import { serve } from "@evkv/evkv";
- * const server = await serve({ service: import.meta.resolve("@evkv/evkv/kv"), port: 0 });
+ * import { KV_SERVICE_URL, serve } from "@evkv/evkv";
+ * const server = await serve({ service: KV_SERVICE_URL, port: 0 });
  * await server.shutdown();
  * ```
  */

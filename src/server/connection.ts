@@ -53,6 +53,8 @@ export class Connection {
   closeWhenDone = false;
   /** True after close(); replies for it are dropped. */
   closed = false;
+  /** Date.now() of the last read: deadlines count from arrival, not dispatch. */
+  readAt = 0;
 
   readonly #owner: ConnectionOwner;
   readonly #transport: Transport;
@@ -89,6 +91,7 @@ export class Connection {
         const n = await this.#transport.read(this.#buf.subarray(this.#end));
         if (n === null || this.closed) break;
         this.#end += n;
+        this.readAt = Date.now();
         stats.count(Counter.bytes_in, n);
         this.#cutFrames();
         this.#owner.endOfBatch();

@@ -225,7 +225,7 @@ class IoWorker implements ConnectionOwner {
         return;
       }
       const timeoutMs = readU32(buf, off + HeaderOffset.timeoutMs);
-      const deadline = timeoutMs === 0 ? 0 : Date.now() + timeoutMs;
+      const deadline = timeoutMs === 0 ? 0 : conn.readAt + timeoutMs;
       const body = buf.subarray(off + HEADER_SIZE, off + total - 4);
       const route = m.route;
       if (route === "all") {
@@ -515,20 +515,19 @@ class IoWorker implements ConnectionOwner {
     this.#draining = true;
     this.#listener?.close();
     this.#listener = null;
-    for (const conn of this.#conns.values()) {
+    // Armed before anything can finish the drain, so that finishing clears it.
+    this.stats.alloc(Res.timer, 0);
+    this.#drainTimer = setTimeout(() => {
+      this.#drainTimer = undefined;
+      this.stats.free(Res.timer, 0);
+      for (const conn of [...this.#conns.values()]) conn.close();
+      this.#reportDrained(true);
+    }, timeoutMs);
+    for (const conn of [...this.#conns.values()]) {
       conn.closeWhenDone = true;
       conn.settle();
       if (conn.inflight === 0 && conn.queuedBytes === 0) conn.close();
     }
-    const timer = setTimeout(() => {
-      this.stats.free(Res.timer, 0);
-      for (const conn of [...this.#conns.values()]) conn.close();
-      // Replies still owed by shards will be dropped on arrival; stop
-      // waiting for them only if a shard is stuck.
-      this.#reportDrained(true);
-    }, timeoutMs);
-    this.stats.alloc(Res.timer, 0);
-    this.#drainTimer = timer;
     this.#maybeDrained();
   }
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
@@ -543,8 +542,9 @@ class IoWorker implements ConnectionOwner {
   #reportDrained(forced: boolean): void {
     if (this.#drainReported) return;
     this.#drainReported = true;
-    if (this.#drainTimer !== undefined && !forced) {
+    if (this.#drainTimer !== undefined) {
       clearTimeout(this.#drainTimer);
+      this.#drainTimer = undefined;
       this.stats.free(Res.timer, 0);
     }
     self.postMessage({ type: "drained", forced, awaiting: this.#awaiting });

@@ -82,6 +82,8 @@ export interface Server {
   dump(): string;
   /** Drains and stops; resolves once every worker has exited. */
   shutdown(): Promise<ShutdownReport>;
+  /** Test-only: counts one resource of `kind` that is never released. */
+  leakForTest(kind: number): void;
 }
 
 interface Reply {
@@ -239,6 +241,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     stats: () => snapshot(statsMemory),
     dump,
     shutdown: () => (shutdown ??= doShutdown()),
+    leakForTest: (kind) => mainStats.alloc(kind, 1),
   };
 }
 

@@ -1,0 +1,123 @@
+/**
+ * evkv: a server framework for RPC over TCP in Deno, and the key-value
+ * service built on it.
+ *
+ * The main thread starts IO workers, which accept connections and cut
+ * frames, and task workers, which run a service's handlers for their shard.
+ * Requests cross threads through SharedArrayBuffer rings. Every resource
+ * the server creates is counted per kind, so leaks show up as numbers.
+ *
+ * Serve the KV service:
+ *
+ * ```ts
+ * import { serve } from "@evkv/evkv";
+ * const server = await serve({ port: 7379 });
+ * // ... later
+ * const report = await server.shutdown();
+ * console.log(report.dump);
+ * ```
+ *
+ * Serve your own service: write a module whose default export is
+ * `defineService({...})` and pass its URL as `service`. The client lives in
+ * `@evkv/evkv/client`.
+ *
+ * @module
+ */
+export {
+  type AcceptMode,
+  serve,
+  type ServeOptions,
+  type Server,
+  type ShutdownReport,
+} from "./src/server/server.ts";
+export {
+  type ConnectionInfo,
+  defineService,
+  type HandlerContext,
+  type MessageType,
+  type Method,
+  method,
+  type MethodSpec,
+  type Route,
+  type Service,
+  ServiceError,
+} from "./src/server/service.ts";
+export type { Layout, Mode } from "./src/server/topology.ts";
+export { parseServeFlags, parseSize, SERVE_USAGE, type ServeFlags } from "./src/server/config.ts";
+export {
+  DEFAULT_MAX_BODY,
+  Flags,
+  FRAME_OVERHEAD,
+  HEADER_SIZE,
+  KvMethod,
+  MAGIC,
+  Status,
+  STATUS_NAMES,
+  type StatusName,
+  statusName,
+  TRAILER_SIZE,
+  VERSION,
+} from "./src/protocol/constants.ts";
+export {
+  BAD_PREAMBLE,
+  BODY_TOO_LARGE,
+  checkFrame,
+  crcMatches,
+  decodeHeader,
+  encodeFrame,
+  encodeFrameInto,
+  type FrameFields,
+  type FrameHeader,
+  HeaderOffset,
+  NEED_MORE,
+  readU32,
+  writeHeader,
+  writeU32,
+} from "./src/protocol/frame.ts";
+export { crc32, crc32Js, NATIVE_CRC_THRESHOLD } from "./src/protocol/crc32.ts";
+export { encodeError, type evkv, pb } from "./src/protocol/messages.ts";
+export {
+  BLOCK_SLOTS,
+  Counter,
+  COUNTER_NAMES,
+  type CounterName,
+  createStatsMemory,
+  leakedKinds,
+  Res,
+  RESOURCE_KINDS,
+  type ResourceKind,
+  type ResourceTotals,
+  snapshot,
+  StatsBlock,
+  type StatsSnapshot,
+  TRANSIENT_KINDS,
+} from "./src/stats/resources.ts";
+export {
+  type CounterRow,
+  ERROR_ROW_NAMES,
+  formatDump,
+  type IoSummary,
+  statsRows,
+} from "./src/stats/report.ts";
+export { hashBytes, keyShard } from "./src/kv/route.ts";
+export { MAX_KEY_BYTES, MAX_SCAN_LIMIT, mergeScan } from "./src/kv/service.ts";
+export {
+  keyToString,
+  type ScanEntry,
+  type ScanOptions,
+  type ScanResult,
+  ShardStore,
+  stringToKey,
+} from "./src/kv/store.ts";
+
+/**
+ * URL of the KV service module, the default `service` of {@link serve}.
+ *
+ * @example
+ * ```ts
+ * import { KV_SERVICE_URL, serve } from "@evkv/evkv";
+ * const server = await serve({ service: KV_SERVICE_URL, port: 0 });
+ * await server.shutdown();
+ * ```
+ */
+export const KV_SERVICE_URL: string = new URL("./src/kv/service.ts", import.meta.url).href;

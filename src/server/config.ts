@@ -1,0 +1,140 @@
+/**
+ * Command-line flags of `deno task serve`, parsed into {@link ServeOptions}.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
+import type { AcceptMode, ServeOptions } from "./server.ts";
+
+/** Usage text of `deno task serve`. */
+export const SERVE_USAGE = `Usage: deno task serve [flags]
+
+  --host ADDR          address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)
+  --port N             TCP port (default 7379; 0 picks a free one)
+  --io-threads N       IO workers (default: number of cores)
+  --workers N          task workers in pool mode (default: number of cores)
+  --mode pool|inline   pool: handlers run in task workers (default);
+                       inline: handlers run in the IO workers, no hand-off
+  --accept reuseport|main
+                       reuseport: each IO worker listens with SO_REUSEPORT (default);
+                       main: the main thread accepts and hands connections over
+  --max-body SIZE      largest request or reply body (default 4MiB)
+  --ring-bytes SIZE    bytes per task ring, at least twice the largest frame (default 1MiB)
+  --drain-timeout MS   how long a shutdown waits for requests in flight (default 5000)
+  --strict-leaks       exit 1 when a resource kind is not back to zero at exit
+  --help               print this text
+
+Signals: SIGUSR2 prints the resource table; SIGINT or SIGTERM drains and exits.`;
+
+/** Parsed flags: server options plus what the command itself does. */
+export interface ServeFlags {
+  /** Options for {@link serve}. */
+  options: ServeOptions;
+  /** Exit non-zero when something leaked. */
+  strictLeaks: boolean;
+  /** Test-only: count one resource of this kind that is never released. */
+  testLeak: ResourceKind | null;
+  /** Print usage and exit. */
+  help: boolean;
+}
+
+const UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
+
+/**
+ * Parses a size such as `4MiB`, `64k` or `1024`.
+ *
+ * @example
+ * ```ts
+ * import { parseSize } from "@evkv/evkv";
+ * parseSize("4MiB"); // 4194304
+ * ```
+ */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) {
+    throw new RangeError(`Parse size: "${text}" is not a size like 4MiB`);
+  }
+  return Math.round(Number(m[1]) * unit);
+}
+
+function int(name: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) {
+    throw new RangeError(`Parse --${name}: "${text}" is not an integer >= ${min}`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(name: string, text: string | undefined, allowed: readonly T[]) {
+  if (text === undefined) return undefined;
+  if (!allowed.includes(text as T)) {
+    throw new RangeError(`Parse --${name}: "${text}" is not one of ${allowed.join(", ")}`);
+  }
+  return text as T;
+}
+
+/**
+ * Parses `deno task serve` flags. Throws a RangeError with a readable
+ * message on a bad flag.
+ *
+ * @example
+ * ```ts
+ * import { parseServeFlags } from "@evkv/evkv";
+ * parseServeFlags(["--port", "0", "--mode", "inline"]).options.mode; // "inline"
+ * ```
+ */
+export function parseServeFlags(args: string[]): ServeFlags {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      "io-threads": { type: "string" },
+      workers: { type: "string" },
+      mode: { type: "string" },
+      accept: { type: "string" },
+      "max-body": { type: "string" },
+      "ring-bytes": { type: "string" },
+      "drain-timeout": { type: "string" },
+      "strict-leaks": { type: "boolean" },
+      "test-leak": { type: "string" },
+      help: { type: "boolean" },
+    },
+  });
+  const maxBody = values["max-body"] === undefined ? undefined : parseSize(values["max-body"]);
+  const ringBytes = values["ring-bytes"] === undefined
+    ? undefined
+    : parseSize(values["ring-bytes"]);
+  return {
+    options: {
+      host: values.host,
+      port: int("port", values.port, 0),
+      ioThreads: int("io-threads", values["io-threads"], 1),
+      workers: int("workers", values.workers, 1),
+      mode: oneOf("mode", values.mode, ["pool", "inline"] as const),
+      accept: oneOf<AcceptMode>("accept", values.accept, ["reuseport", "main"]),
+      maxBody,
+      ringBytes,
+      drainTimeoutMs: int("drain-timeout", values["drain-timeout"], 0),
+    },
+    strictLeaks: values["strict-leaks"] ?? false,
+    testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,
+    help: values.help ?? false,
+  };
+}
