@@ -4,16 +4,9 @@
  *
  * @module
  */
-import $protobuf from "protobufjs/minimal";
+// Must come first: it configures protobufjs before gen/kv.js loads.
+import "./pb_runtime.ts";
 import { evkv } from "./gen/kv.js";
-
-// Under Deno, protobufjs finds Node's Buffer and the "long" package. Turn
-// both off: uint64 then decodes to a plain number (counters stay far below
-// 2^53), and bytes fields are plain Uint8Array views, as users and
-// `assert.deepStrictEqual` expect, instead of Buffer subclasses.
-$protobuf.util.Long = null as unknown as typeof $protobuf.util.Long;
-$protobuf.util.Buffer = null as unknown as typeof $protobuf.util.Buffer;
-$protobuf.configure();
 
 /** `evkv.v1` message classes, as generated. */
 export const pb: typeof evkv.v1 = evkv.v1;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { HEADER_SIZE, Status } from "../protocol/constants.ts";
+import { Flags, HEADER_SIZE, Status } from "../protocol/constants.ts";
 import {
   BAD_PREAMBLE,
   BODY_TOO_LARGE,
@@ -130,14 +130,17 @@ export class Connection {
         const requestId = readU32(buf, at + HeaderOffset.requestId);
         const bodyLen = readU32(buf, at + HeaderOffset.bodyLen);
         owner.stats.count(Counter["errors.TOO_LARGE"]);
-        this.queueReply(
-          code,
-          requestId,
-          errorOutcome(
-            Status.TOO_LARGE,
-            `Read frame: body of ${bodyLen} bytes is over the ${owner.maxBody}-byte limit`,
-          ),
-        );
+        // A ONEWAY request never gets a reply, not even this one.
+        if (!(buf[at + HeaderOffset.flags] & Flags.ONEWAY)) {
+          this.queueReply(
+            code,
+            requestId,
+            errorOutcome(
+              Status.TOO_LARGE,
+              `Read frame: body of ${bodyLen} bytes is over the ${owner.maxBody}-byte limit`,
+            ),
+          );
+        }
         this.#start = this.#end;
         this.closeWhenDone = true;
         return;

@@ -8,7 +8,6 @@
  *
  * @module
  */
-/// <reference lib="deno.worker" />
 import { setImmediate } from "node:timers";
 import { Flags, HEADER_SIZE, Status } from "../protocol/constants.ts";
 import { crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
@@ -29,6 +28,12 @@ import {
   wakeWord,
 } from "./topology.ts";
 import { StreamTransport, type Transport } from "./transport.ts";
+
+/** The worker global, typed here rather than through a lib directive (JSR bans those). */
+const scope = globalThis as unknown as {
+  postMessage(message: unknown): void;
+  onmessage: ((e: MessageEvent) => void) | null;
+};
 
 /** The message that starts an IO worker. */
 export interface IoWorkerInit {
@@ -547,7 +552,7 @@ class IoWorker implements ConnectionOwner {
       this.#drainTimer = undefined;
       this.stats.free(Res.timer, 0);
     }
-    self.postMessage({ type: "drained", forced, awaiting: this.#awaiting });
+    scope.postMessage({ type: "drained", forced, awaiting: this.#awaiting });
   }
 
   /** Final stop: the main thread knows every shard is idle. */
@@ -562,14 +567,14 @@ class IoWorker implements ConnectionOwner {
 
 let worker: IoWorker | null = null;
 
-self.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
+scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   const msg = e.data;
   if (!("type" in msg)) {
     const service = (await import(msg.serviceUrl)).default as Service<unknown>;
     worker = new IoWorker(msg, service);
     const port = msg.listen ? worker.listen(msg.listen.hostname, msg.listen.port) : 0;
     worker.pump();
-    self.postMessage({ type: "ready", port });
+    scope.postMessage({ type: "ready", port });
     return;
   }
   if (!worker) return;
@@ -582,7 +587,7 @@ self.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
       break;
     case "stop":
       await worker.stop();
-      self.postMessage({ type: "stopped" });
+      scope.postMessage({ type: "stopped" });
       break;
   }
 };

@@ -6,7 +6,6 @@
  *
  * @module
  */
-/// <reference lib="deno.worker" />
 import { snapshot, StatsBlock } from "../stats/resources.ts";
 import { Executor } from "./executor.ts";
 import type { Service } from "./service.ts";
@@ -20,6 +19,12 @@ import {
   wake,
   wakeWord,
 } from "./topology.ts";
+
+/** The worker global, typed here rather than through a lib directive (JSR bans those). */
+const scope = globalThis as unknown as {
+  postMessage(message: unknown): void;
+  onmessage: ((e: MessageEvent) => void) | null;
+};
 
 /** The message that starts a task worker. */
 export interface TaskWorkerInit {
@@ -57,7 +62,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const host = new ShardHost(exec, stats, requests, replies, "block");
   const ioThread = (io: number) => threadIndex(layout, "io", io);
   host.wakeNow = (io) => wake(control, ioThread(io));
-  self.postMessage({ type: "ready" });
+  scope.postMessage({ type: "ready" });
 
   let idleAt = 0;
   for (;;) {
@@ -77,11 +82,11 @@ async function main(init: TaskWorkerInit): Promise<void> {
     nap = Math.max(1, Math.min(nap, idleAt - now));
     Atomics.wait(control, wakeWord(me), seen, nap);
   }
-  self.postMessage({ type: "stopped" });
+  scope.postMessage({ type: "stopped" });
 }
 
-self.onmessage = (e: MessageEvent<TaskWorkerInit>) => {
-  self.onmessage = null;
+scope.onmessage = (e: MessageEvent<TaskWorkerInit>) => {
+  scope.onmessage = null;
   main(e.data).catch((err) => {
     // An error outside any handler (bad service module, say): let the main
     // thread see it as a worker error.
