@@ -876,8 +876,8 @@ function field(v: BytesLike): Uint8Array | undefined {
 }
 
 /**
- * protobufjs fills absent bytes fields with one shared, empty `Buffer` made
- * before `messages.ts` turns Buffer off; hand out plain fresh arrays instead.
+ * protobufjs fills every absent bytes field with one shared empty array (the
+ * prototype default); give callers an array of their own.
  */
 function bytesField(v: Uint8Array | null | undefined): Uint8Array {
   return v && v.length > 0 ? v : new Uint8Array(0);

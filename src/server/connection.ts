@@ -22,6 +22,8 @@ import type { Transport } from "./transport.ts";
 
 /** Receive buffer size a connection starts with and shrinks back to. */
 export const INITIAL_RECEIVE_BYTES = 16 * 1024;
+/** Receive buffers up to this size are kept once grown. */
+const KEEP_RECEIVE_BYTES = 256 * 1024;
 /** Output buffers larger than this are dropped once written. */
 const KEEP_OUTPUT_BYTES = 256 * 1024;
 
@@ -161,8 +163,12 @@ export class Connection {
         readU32(buf, this.#start + HeaderOffset.bodyLen) + HEADER_SIZE + 4,
       );
     }
-    if (buf.length - this.#end >= 1024 && buf.length >= need && buf.length <= 4 * need) return;
-    const size = need <= INITIAL_RECEIVE_BYTES ? INITIAL_RECEIVE_BYTES : need;
+    // Buffers up to KEEP_RECEIVE_BYTES stay once grown (a client that sends
+    // one big value tends to send more); larger ones shrink back when the
+    // big frame is done, so one huge Put does not pin megabytes.
+    const keep = buf.length <= KEEP_RECEIVE_BYTES || buf.length <= 4 * need;
+    if (buf.length - this.#end >= 1024 && buf.length >= need && keep) return;
+    const size = need <= buf.length && keep ? buf.length : Math.max(need, INITIAL_RECEIVE_BYTES);
     if (size !== buf.length) {
       const next = new Uint8Array(size);
       next.set(buf.subarray(this.#start, this.#end));
