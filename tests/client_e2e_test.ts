@@ -19,7 +19,10 @@ for (const layout of LAYOUTS.filter((l) => l.options.accept === "reuseport")) {
       assert.equal(await client.get("missing"), undefined);
       // Many calls in flight on one connection.
       const puts = await Promise.all(
-        Array.from({ length: 500 }, (_, i) => client.put(`k/${String(i).padStart(3, "0")}`, `${i}`)),
+        Array.from(
+          { length: 500 },
+          (_, i) => client.put(`k/${String(i).padStart(3, "0")}`, `${i}`),
+        ),
       );
       assert.ok(puts.every((r) => r === false));
       const keys: string[] = [];
