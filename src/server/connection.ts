@@ -197,6 +197,11 @@ export class Connection {
     this.#queued(frame.length);
   }
 
+  /** Size of the receive buffer now. */
+  get receiveBytes(): number {
+    return this.#buf.length;
+  }
+
   /** Bytes queued and not yet taken by the socket. */
   get queuedBytes(): number {
     return this.#outLen;
@@ -278,6 +283,7 @@ export class Connection {
     this.#outFrames = 0;
     stats.free(Res.message, this.#buf.length);
     stats.free(Res.connection, 0);
+    stats.count(Counter.connections_closed);
     this.#owner.closed(this);
   }
 }

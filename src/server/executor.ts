@@ -10,7 +10,13 @@ import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status, STATUS_NAMES } from "../pro
 import { crc32 } from "../protocol/crc32.ts";
 import { writeHeader, writeU32 } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
-import { Counter, type StatsBlock, type StatsSnapshot } from "../stats/resources.ts";
+import {
+  type CallerFootprint,
+  Counter,
+  type StatsBlock,
+  type StatsSnapshot,
+  withoutCaller,
+} from "../stats/resources.ts";
 import { type HandlerContext, type Method, type Service, ServiceError } from "./service.ts";
 
 /** A reply's status and encoded body. */
@@ -63,6 +69,8 @@ export class Executor<State> {
   readonly #service: Service<State>;
   readonly #ctx: HandlerContext<State>;
   readonly #maxBody: number;
+  /** Footprint of the request being run, for ctx.stats(). */
+  #caller: CallerFootprint = { receiveBytes: 0, inPacketBytes: -1, taskBytes: -1 };
 
   /** Creates the shard's state and the handler context. */
   constructor(
@@ -76,7 +84,14 @@ export class Executor<State> {
     this.#service = service;
     this.#maxBody = maxBody;
     const state = service.createState ? service.createState(shard, shards) : (undefined as State);
-    this.#ctx = { state, shard, shards, maxBody, stats, uptimeMs: () => Date.now() - startedAt };
+    this.#ctx = {
+      state,
+      shard,
+      shards,
+      maxBody,
+      stats: () => withoutCaller(stats(), this.#caller),
+      uptimeMs: () => Date.now() - startedAt,
+    };
   }
 
   /** Runs the service's idle hook; returns ms until it wants to run again. */
@@ -87,9 +102,16 @@ export class Executor<State> {
   /**
    * Runs method `code` on `body` (a view that is only valid during the
    * call) unless `deadline` (a Date.now() value, 0 for none) has passed.
-   * Returns a promise only when the handler is async.
+   * Returns a promise only when the handler is async. `caller` is what the
+   * request holds meanwhile (see {@link CallerFootprint}).
    */
-  execute(code: number, body: Uint8Array, deadline: number): Outcome | Promise<Outcome> {
+  execute(
+    code: number,
+    body: Uint8Array,
+    deadline: number,
+    caller: CallerFootprint,
+  ): Outcome | Promise<Outcome> {
+    this.#caller = caller;
     const m = this.#service.methods[code];
     if (!m) return errorOutcome(Status.UNKNOWN_METHOD, `No method with code ${code}`);
     if (deadline !== 0 && Date.now() > deadline) {

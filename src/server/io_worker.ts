@@ -9,7 +9,7 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { Flags, HEADER_SIZE, Status } from "../protocol/constants.ts";
+import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../protocol/constants.ts";
 import { crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
@@ -164,6 +164,7 @@ class IoWorker implements ConnectionOwner {
   adopt(transport: Transport, remote: string): void {
     this.stats.count(Counter.connections_accepted);
     if (this.#draining) {
+      this.stats.count(Counter.connections_rejected);
       transport.close();
       return;
     }
@@ -182,11 +183,25 @@ class IoWorker implements ConnectionOwner {
 
   // --- requests ------------------------------------------------------------
 
+  /** Bytes of the frame being dispatched, while counted as `in_packet`. */
+  #packetBytes = 0;
+  /** Reused footprint of requests run inline (they hold their in-packet). */
+  readonly #inlineCaller = { receiveBytes: 0, inPacketBytes: 0, taskBytes: -1 };
+
+  /** Stops counting the frame being dispatched as held (idempotent). */
+  #releasePacket(): void {
+    if (this.#packetBytes > 0) {
+      this.stats.free(Res.in_packet, this.#packetBytes);
+      this.#packetBytes = 0;
+    }
+  }
+
   dispatch(conn: Connection, buf: Uint8Array, off: number, total: number): void {
     const stats = this.stats;
     stats.count(Counter.requests);
     stats.alloc(Res.request, 0);
     stats.alloc(Res.in_packet, total);
+    this.#packetBytes = total;
     conn.inflight++;
     const flags = buf[off + HeaderOffset.flags];
     const code = buf[off + HeaderOffset.code] | (buf[off + HeaderOffset.code + 1] << 8);
@@ -244,7 +259,12 @@ class IoWorker implements ConnectionOwner {
         shard = (route(body, this.#shards) >>> 0) % this.#shards;
       }
       if (this.#requests[shard] === null) {
-        const outcome = this.#host!.executor.execute(code, body, deadline);
+        const outcome = this.#host!.executor.execute(
+          code,
+          body,
+          deadline,
+          this.#caller(conn, total),
+        );
         if (outcome instanceof Promise) {
           outcome.then((o) => this.#finishLocal(conn, code, requestId, oneway, o));
         } else {
@@ -252,15 +272,22 @@ class IoWorker implements ConnectionOwner {
         }
         return;
       }
-      if (!this.#push(shard, conn.info.id, requestId, code, flags, body, deadline, 0)) {
+      if (!this.#push(shard, conn, requestId, code, flags, body, deadline, 0)) {
         this.#finish(conn, code, requestId, oneway, this.#overloaded(m, shard));
         return;
       }
       if (oneway) this.#release(conn);
       else this.#awaiting++;
     } finally {
-      stats.free(Res.in_packet, total);
+      this.#releasePacket();
     }
+  }
+
+  #caller(conn: Connection, total: number) {
+    const c = this.#inlineCaller;
+    c.receiveBytes = conn.receiveBytes;
+    c.inPacketBytes = total;
+    return c;
   }
 
   #overloaded(m: Method<unknown>, shard: number): Outcome {
@@ -270,9 +297,14 @@ class IoWorker implements ConnectionOwner {
     );
   }
 
+  /**
+   * Copies a request into shard `shard`'s ring; false when the ring is full.
+   * A single-shard request stops holding its in-packet once copied, before
+   * the shard can see it, so a snapshot never counts it twice.
+   */
   #push(
     shard: number,
-    conn: number,
+    conn: Connection,
     requestId: number,
     code: number,
     flags: number,
@@ -285,15 +317,17 @@ class IoWorker implements ConnectionOwner {
     if (off < 0) return false;
     const w = off >>> 2;
     const u32 = ring.u32;
-    u32[w + Req.conn] = conn;
+    u32[w + Req.conn] = conn.info.id;
+    u32[w + Req.receiveBytes] = conn.receiveBytes;
     u32[w + Req.requestId] = requestId;
     u32[w + Req.codeFlags] = code | (flags << 16);
     u32[w + Req.bodyLen] = body.length;
     u32[w + Req.fanout] = fanout;
     ring.f64[(off + Req.deadlineByte) >>> 3] = deadline;
     ring.u8.set(body, off + REQUEST_HEADER);
-    ring.commit();
+    if (fanout === 0) this.#releasePacket();
     this.stats.alloc(Res.ring_slot, Ring.recordSize(REQUEST_HEADER + body.length));
+    ring.commit();
     this.#touched.add(shard);
     return true;
   }
@@ -344,7 +378,7 @@ class IoWorker implements ConnectionOwner {
         local = s;
         continue;
       }
-      if (this.#push(s, conn.info.id, requestId, code, flags, body, deadline, id)) {
+      if (this.#push(s, conn, requestId, code, flags, body, deadline, id)) {
         if (!oneway) {
           f.remaining++;
           this.#awaiting++;
@@ -354,7 +388,12 @@ class IoWorker implements ConnectionOwner {
       }
     }
     if (local >= 0) {
-      const outcome = this.#host!.executor.execute(code, body, deadline);
+      const outcome = this.#host!.executor.execute(
+        code,
+        body,
+        deadline,
+        this.#caller(conn, body.length + FRAME_OVERHEAD),
+      );
       if (!oneway) {
         f.remaining++;
         if (outcome instanceof Promise) outcome.then((o) => this.#part(id, o.status, o.body));

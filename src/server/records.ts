@@ -25,6 +25,8 @@ export const Req = {
   deadlineByte: 16,
   /** Word: fan-out id (0 when the request runs on one shard). */
   fanout: 6,
+  /** Word: the connection's receive buffer size, for {@link CallerFootprint}. */
+  receiveBytes: 7,
 } as const;
 /** Bytes before the body of a request record. */
 export const REQUEST_HEADER = 32;

@@ -30,7 +30,11 @@ export interface HandlerContext<State> {
   readonly shards: number;
   /** The server's body limit: a reply must stay within it. */
   readonly maxBody: number;
-  /** Sums the server's counters across all threads, at this moment. */
+  /**
+   * Sums the server's counters across all threads at this moment, leaving
+   * out what this request and its connection hold, so that a client asking
+   * an otherwise idle server sees every per-request kind at zero held.
+   */
   stats(): StatsSnapshot;
   /** Milliseconds since the server started. */
   uptimeMs(): number;

@@ -36,6 +36,8 @@ export class ShardHost<State> {
   readonly #touched: Set<number> = new Set();
   /** Replies waiting for room in a full ring (policy "queue" only). */
   #parked: Parked[] = [];
+  /** Reused footprint of ring-delivered requests (they hold a task). */
+  readonly #caller = { receiveBytes: 0, inPacketBytes: -1, taskBytes: 0 };
   /** For policy "block": a private word to sleep on while a ring is full. */
   readonly #nap = new Int32Array(new SharedArrayBuffer(4));
 
@@ -102,7 +104,9 @@ export class ShardHost<State> {
       stats.free(Res.ring_slot, Ring.recordSize(ring.payloadLength));
       stats.alloc(Res.task, bodyLen);
       const body = ring.u8.subarray(off + REQUEST_HEADER, off + REQUEST_HEADER + bodyLen);
-      let outcome = this.#exec.execute(code, body, deadline);
+      this.#caller.receiveBytes = u32[w + Req.receiveBytes];
+      this.#caller.taskBytes = bodyLen;
+      let outcome = this.#exec.execute(code, body, deadline, this.#caller);
       if (outcome instanceof Promise) outcome = await outcome;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
@@ -167,9 +171,10 @@ export class ShardHost<State> {
     ring.u32[w + Rep.fanout] = fanout;
     ring.u32[w + Rep.frameLen] = frameLen;
     writeReplyFrame(ring.u8, off + REPLY_HEADER, code, requestId, outcome);
-    ring.commit();
+    // Counted before publishing: the consumer frees the slot on its side.
     this.#stats.alloc(Res.ring_slot, Ring.recordSize(REPLY_HEADER + frameLen));
     this.#stats.free(Res.out_packet, frameLen);
+    ring.commit();
     this.#touched.add(io);
     return true;
   }

@@ -17,7 +17,8 @@ export interface CounterRow {
 }
 
 /**
- * The `Stats` rows: `uptime_ms`, `connections` (open now), `requests`,
+ * The `Stats` rows: `uptime_ms`, `connections` (open now, the asking one
+ * included), `requests`,
  * `errors.<STATUS>` for every error status, every other counter, and
  * `res.<kind>.alloc|free|held_bytes` for every resource kind.
  *
@@ -29,10 +30,14 @@ export interface CounterRow {
  * ```
  */
 export function statsRows(snap: StatsSnapshot, uptimeMs: number): CounterRow[] {
-  const conn = snap.resources.connection;
+  const c = snap.counters;
   const rows: CounterRow[] = [
     { name: "uptime_ms", value: Math.max(0, Math.round(uptimeMs)) },
-    { name: "connections", value: conn.alloc - conn.free },
+    // From event counters, not resources: it includes the asking client.
+    {
+      name: "connections",
+      value: c.connections_accepted - c.connections_rejected - c.connections_closed,
+    },
   ];
   for (const name of COUNTER_NAMES) rows.push({ name, value: snap.counters[name] });
   for (const kind of RESOURCE_KINDS) {

@@ -51,6 +51,7 @@ export type ResourceKind = typeof RESOURCE_KINDS[number];
 export const COUNTER_NAMES = [
   "connections_accepted",
   "connections_rejected",
+  "connections_closed",
   "requests",
   "replies",
   "oneway_requests",
@@ -228,6 +229,44 @@ export function snapshot(memory: SharedArrayBuffer, from = 0, to?: number): Stat
   const counters = {} as Record<CounterName, number>;
   COUNTER_NAMES.forEach((name, c) => counters[name] = sum[COUNTERS_AT + c]);
   return { resources, counters };
+}
+
+/**
+ * What a request and its connection hold while the request's handler runs.
+ * Leaving it out of a snapshot shows the server as others see it: a Stats
+ * call on an idle server then reads zero held.
+ */
+export interface CallerFootprint {
+  /** The connection's receive buffer size. */
+  receiveBytes: number;
+  /** Frame bytes still held as `in_packet` (inline), or -1 when not held. */
+  inPacketBytes: number;
+  /** Body bytes held as `task` (a task worker), or -1 when not held. */
+  taskBytes: number;
+}
+
+/**
+ * `snap` without one request's own footprint: its connection, receive
+ * buffer, request and, where held, its in-packet or task.
+ *
+ * @example
+ * ```ts
+ * import { createStatsMemory, snapshot, withoutCaller } from "@evkv/evkv";
+ * const s = withoutCaller(snapshot(createStatsMemory(1)), { receiveBytes: 0, inPacketBytes: -1, taskBytes: -1 });
+ * ```
+ */
+export function withoutCaller(snap: StatsSnapshot, caller: CallerFootprint): StatsSnapshot {
+  const resources = { ...snap.resources };
+  const drop = (kind: ResourceKind, bytes: number) => {
+    const r = resources[kind];
+    resources[kind] = { alloc: r.alloc - 1, free: r.free, heldBytes: r.heldBytes - bytes };
+  };
+  drop("connection", 0);
+  drop("message", caller.receiveBytes);
+  drop("request", 0);
+  if (caller.inPacketBytes >= 0) drop("in_packet", caller.inPacketBytes);
+  if (caller.taskBytes >= 0) drop("task", caller.taskBytes);
+  return { resources, counters: snap.counters };
 }
 
 /**
