@@ -4,7 +4,7 @@
  * SIGTERM drain whose final table must be all zero.
  */
 import assert from "node:assert/strict";
-import { encodeFrame, KvMethod, pb, RESOURCE_KINDS, writeHeader } from "../mod.ts";
+import { encodeFrame, KvMethod, pb, RESOURCE_KINDS, TRANSIENT_KINDS, writeHeader } from "../mod.ts";
 import { connect } from "../src/client/mod.ts";
 import { sleep, utf8 } from "./support.ts";
 
@@ -194,7 +194,7 @@ Deno.test("after mixed and hostile traffic with SIGUSR2 dumps, SIGTERM leaves ev
     if (rows.get("res.connection.alloc") === rows.get("res.connection.free")) break;
     await sleep(50);
   }
-  for (const kind of RESOURCE_KINDS.filter((k) => k !== "ring")) {
+  for (const kind of TRANSIENT_KINDS) {
     assert.equal(rows.get(`res.${kind}.held_bytes`), 0, `${kind} held bytes over the wire`);
     assert.equal(
       rows.get(`res.${kind}.alloc`),

@@ -22,6 +22,13 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --max-body SIZE      largest request or reply body (default 4MiB)
   --ring-bytes SIZE    bytes per task ring, at least twice the largest frame (default 1MiB)
   --drain-timeout MS   how long a shutdown waits for requests in flight (default 5000)
+  --max-output SIZE    unwritten reply bytes per connection before reading pauses (default 8MiB)
+  --max-inflight N     requests in flight per connection before parsing pauses (default 1024)
+  --max-worker-inflight N
+                       requests in flight per IO worker before parsing pauses (default 65536)
+  --frames-per-turn N  frames taken from one connection before serving others (default 64)
+  --idle-timeout MS    close connections silent for this long, 0 = never (default 300000)
+  --max-connections N  connections accepted at once; the excess is refused (default 10000)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
   --help               print this text
 
@@ -71,6 +78,11 @@ export function parseSize(text: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** The fields of `o` that are set, so that defaults fill the rest. */
+function definedOnly<T extends object>(o: { [K in keyof T]: T[K] | undefined }): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function int(name: string, text: string | undefined, min: number): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
@@ -112,6 +124,12 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "max-body": { type: "string" },
       "ring-bytes": { type: "string" },
       "drain-timeout": { type: "string" },
+      "max-output": { type: "string" },
+      "max-inflight": { type: "string" },
+      "max-worker-inflight": { type: "string" },
+      "frames-per-turn": { type: "string" },
+      "idle-timeout": { type: "string" },
+      "max-connections": { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
       help: { type: "boolean" },
@@ -132,6 +150,16 @@ export function parseServeFlags(args: string[]): ServeFlags {
       maxBody,
       ringBytes,
       drainTimeoutMs: int("drain-timeout", values["drain-timeout"], 0),
+      limits: definedOnly({
+        maxOutputBytes: values["max-output"] === undefined
+          ? undefined
+          : parseSize(values["max-output"]),
+        maxInflightPerConnection: int("max-inflight", values["max-inflight"], 1),
+        maxInflightPerWorker: int("max-worker-inflight", values["max-worker-inflight"], 1),
+        framesPerTurn: int("frames-per-turn", values["frames-per-turn"], 1),
+        idleTimeoutMs: int("idle-timeout", values["idle-timeout"], 0),
+        maxConnections: int("max-connections", values["max-connections"], 1),
+      }),
     },
     strictLeaks: values["strict-leaks"] ?? false,
     testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,

@@ -18,7 +18,9 @@ import {
 import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
 import { errorOutcome, type Outcome, replyFrameSize, writeReplyFrame } from "./executor.ts";
 import type { ConnectionInfo } from "./service.ts";
+import type { Limits } from "./limits.ts";
 import type { Transport } from "./transport.ts";
+import { setImmediate } from "node:timers";
 
 /** Receive buffer size a connection starts with and shrinks back to. */
 export const INITIAL_RECEIVE_BYTES = 16 * 1024;
@@ -33,6 +35,12 @@ export interface ConnectionOwner {
   readonly stats: StatsBlock;
   /** The body limit. */
   readonly maxBody: number;
+  /** Backpressure and fairness limits. */
+  readonly limits: Limits;
+  /** True while the worker as a whole owes too many replies to parse more. */
+  overloaded(): boolean;
+  /** Registers `conn` as waiting for the worker to fall below its cap. */
+  waitForWorker(conn: Connection): void;
   /** Handles one whole frame at `buf[off, off + total)`. */
   dispatch(conn: Connection, buf: Uint8Array, off: number, total: number): void;
   /** Called once a read's frames are dispatched: a batch boundary. */
@@ -56,7 +64,13 @@ export class Connection {
   /** True after close(); replies for it are dropped. */
   closed = false;
   /** Date.now() of the last read: deadlines count from arrival, not dispatch. */
-  readAt = 0;
+  readAt = Date.now();
+  /** Date.now() when a write last completed or began after a pause: stall detection. */
+  #wroteAt = Date.now();
+  /** Set while the read loop waits for backpressure to ease; wake() resolves it. */
+  #resume: (() => void) | null = null;
+  /** Bytes handed to the socket and not yet acknowledged by the write. */
+  #writingBytes = 0;
 
   readonly #owner: ConnectionOwner;
   readonly #transport: Transport;
@@ -84,19 +98,36 @@ export class Connection {
     owner.stats.alloc(Res.message, this.#buf.length);
   }
 
-  /** Reads and dispatches frames until the peer closes or an error. */
+  /**
+   * Reads and dispatches frames until the peer closes or an error. Frames
+   * already buffered are handled before reading more, in turns of at most
+   * `framesPerTurn`, and nothing more is parsed or read while the
+   * connection or its worker is over a backpressure limit.
+   */
   async run(): Promise<void> {
     const stats = this.#owner.stats;
     try {
-      while (!this.closed && !this.closeWhenDone) {
+      // Frames already read are handled before deciding to stop, so a
+      // drain still answers (SHUTTING_DOWN) what arrived with the last read.
+      for (;;) {
+        while (this.#cutFrames()) {
+          this.#owner.endOfBatch();
+          if (this.#mustWait()) await this.#waitForRoom();
+          else await new Promise((r) => setImmediate(r));
+          if (this.closed) return;
+        }
+        this.#owner.endOfBatch();
+        if (this.closed || this.closeWhenDone) break;
+        if (this.#mustWait()) {
+          await this.#waitForRoom();
+          continue;
+        }
         this.#makeRoom();
         const n = await this.#transport.read(this.#buf.subarray(this.#end));
         if (n === null || this.closed) break;
         this.#end += n;
         this.readAt = Date.now();
         stats.count(Counter.bytes_in, n);
-        this.#cutFrames();
-        this.#owner.endOfBatch();
       }
     } catch {
       // A reset or a read on a closed socket ends the connection; the
@@ -106,13 +137,60 @@ export class Connection {
     this.settle();
   }
 
-  /** Cuts and dispatches every whole frame in the buffer. */
-  #cutFrames(): void {
+  /** Over a limit: too many replies unwritten or owed, here or in the worker. */
+  #mustWait(): boolean {
+    const l = this.#owner.limits;
+    return this.#outLen + this.#writingBytes >= l.maxOutputBytes ||
+      this.inflight >= l.maxInflightPerConnection || this.#owner.overloaded();
+  }
+
+  async #waitForRoom(): Promise<void> {
+    this.#owner.stats.count(Counter.reads_paused);
+    while (!this.closed && this.#mustWait()) {
+      const p = new Promise<void>((r) => this.#resume = r);
+      if (this.#owner.overloaded()) this.#owner.waitForWorker(this);
+      await p;
+    }
+  }
+
+  /** Lets a paused read loop re-check its limits (cheap when not paused). */
+  wake(): void {
+    const r = this.#resume;
+    if (r) {
+      this.#resume = null;
+      r();
+    }
+  }
+
+  /**
+   * True when the peer sent nothing for `timeoutMs` and the connection is
+   * not just waiting for its handlers, or its replies made no progress for
+   * that long (a peer that stopped reading).
+   */
+  idleFor(now: number, timeoutMs: number): boolean {
+    if (now - this.readAt < timeoutMs) return false;
+    const output = this.#outLen > 0 || this.#writingBytes > 0;
+    if (output) return now - this.#wroteAt >= timeoutMs;
+    return this.inflight === 0;
+  }
+
+  /**
+   * Cuts and dispatches whole frames. Returns true when whole frames are
+   * left for a later turn (the turn's budget ran out, or a limit was hit).
+   */
+  #cutFrames(): boolean {
     const owner = this.#owner;
     const buf = this.#buf;
+    const limits = owner.limits;
+    let budget = limits.framesPerTurn;
     while (!this.closed) {
       const total = checkFrame(buf, this.#start, this.#end, owner.maxBody);
       if (total > 0) {
+        if (
+          budget-- === 0 || this.inflight >= limits.maxInflightPerConnection || owner.overloaded()
+        ) {
+          return true;
+        }
         const off = this.#start;
         this.#start += total;
         owner.dispatch(this, buf, off, total);
@@ -124,7 +202,7 @@ export class Connection {
         // is lost, and so is the connection (no reply, per the spec).
         owner.stats.count(Counter.bad_preambles);
         this.close();
-        return;
+        return false;
       }
       if (total === BODY_TOO_LARGE) {
         const at = this.#start;
@@ -145,10 +223,11 @@ export class Connection {
         }
         this.#start = this.#end;
         this.closeWhenDone = true;
-        return;
+        return false;
       }
     }
     if (this.#start === this.#end) this.#start = this.#end = 0;
+    return false;
   }
 
   /** Makes room to read: compacts, grows for a large frame, or shrinks back. */
@@ -235,6 +314,7 @@ export class Connection {
     this.dirty = false;
     if (this.#writing || this.closed) return;
     this.#writing = true;
+    this.#wroteAt = Date.now();
     const stats = this.#owner.stats;
     while (this.#outLen > 0 && !this.closed) {
       const buf = this.#out;
@@ -243,16 +323,23 @@ export class Connection {
       this.#out = this.#spare;
       this.#outLen = 0;
       this.#outFrames = 0;
+      this.#writingBytes = len;
       try {
         let off = 0;
-        while (off < len) off += await this.#transport.write(buf.subarray(off, len));
+        while (off < len) {
+          off += await this.#transport.write(buf.subarray(off, len));
+          this.#writingBytes = len - off;
+          this.#wroteAt = Date.now();
+        }
         stats.count(Counter.bytes_out, len);
       } catch {
         this.close();
       } finally {
+        this.#writingBytes = 0;
         stats.freeMany(Res.output_buffer, frames, len);
       }
       this.#spare = buf.length > KEEP_OUTPUT_BYTES ? new Uint8Array(4096) : buf;
+      this.wake();
     }
     this.#writing = false;
     this.settle();
@@ -285,5 +372,6 @@ export class Connection {
     stats.free(Res.connection, 0);
     stats.count(Counter.connections_closed);
     this.#owner.closed(this);
+    this.wake();
   }
 }

@@ -19,6 +19,7 @@ import { Ring } from "./ring.ts";
 import type { Method, Service } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
 import {
+  Control,
   openRing,
   shardCount,
   shardThread,
@@ -28,6 +29,9 @@ import {
   wakeWord,
 } from "./topology.ts";
 import { StreamTransport, type Transport } from "./transport.ts";
+import type { Limits } from "./limits.ts";
+import { encodeFrame } from "../protocol/frame.ts";
+import { encodeError } from "../protocol/messages.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
 const scope = globalThis as unknown as {
@@ -45,6 +49,8 @@ export interface IoWorkerInit {
   serviceUrl: string;
   /** Body limit. */
   maxBody: number;
+  /** Backpressure, fairness and timeout limits. */
+  limits: Limits;
   /** Listen here with SO_REUSEPORT; absent when the main thread accepts. */
   listen?: { hostname: string; port: number };
 }
@@ -75,6 +81,12 @@ interface Fanout {
 class IoWorker implements ConnectionOwner {
   readonly stats: StatsBlock;
   readonly maxBody: number;
+  readonly limits: Limits;
+  /** Requests parsed here and not yet answered, across all connections. */
+  #inflight = 0;
+  /** Connections waiting for #inflight to fall below the worker's cap. */
+  readonly #waitingForWorker = new Set<Connection>();
+  #idleTimer: ReturnType<typeof setInterval> | undefined;
   readonly #plan: SharedPlan;
   readonly #index: number;
   readonly #me: number;
@@ -107,6 +119,7 @@ class IoWorker implements ConnectionOwner {
     this.#index = init.index;
     this.#service = service;
     this.maxBody = init.maxBody;
+    this.limits = init.limits;
     this.#shards = shardCount(plan.layout);
     this.#me = threadIndex(plan.layout, "io", init.index);
     this.#control = new Int32Array(plan.control);
@@ -168,6 +181,13 @@ class IoWorker implements ConnectionOwner {
       transport.close();
       return;
     }
+    const open = Atomics.add(this.#control, Control.openConnections, 1);
+    if (open >= this.limits.maxConnections) {
+      Atomics.sub(this.#control, Control.openConnections, 1);
+      this.stats.count(Counter.connections_rejected);
+      this.#refuse(transport);
+      return;
+    }
     const id = this.#nextConnId++;
     const conn = new Connection(this, transport, { id, ioWorker: this.#index, remote });
     this.#conns.set(id, conn);
@@ -175,7 +195,57 @@ class IoWorker implements ConnectionOwner {
     conn.run();
   }
 
+  /**
+   * Tells a connection over the limit why before closing it: one error
+   * frame (request id 0, code 0, OVERLOADED), as Redis answers "max number
+   * of clients reached".
+   */
+  #refuse(transport: Transport): void {
+    const message =
+      `Accept connection: the server is at its limit of ${this.limits.maxConnections} connections; retry later`;
+    const frame = encodeFrame(
+      {
+        flags: Flags.REPLY | Flags.ERROR,
+        code: 0,
+        requestId: 0,
+        status: Status.OVERLOADED,
+        timeoutMs: 0,
+      },
+      encodeError(Status.OVERLOADED, message),
+    );
+    transport.write(frame).catch(() => 0).finally(() => transport.close());
+  }
+
+  overloaded(): boolean {
+    return this.#inflight >= this.limits.maxInflightPerWorker;
+  }
+
+  waitForWorker(conn: Connection): void {
+    this.#waitingForWorker.add(conn);
+  }
+
+  /** Closes connections idle past the idle timeout; runs on an interval. */
+  #closeIdle(): void {
+    const now = Date.now();
+    const limit = this.limits.idleTimeoutMs;
+    for (const conn of [...this.#conns.values()]) {
+      if (conn.idleFor(now, limit)) {
+        this.stats.count(Counter.connections_timed_out);
+        conn.close();
+      }
+    }
+  }
+
+  startIdleTimer(): void {
+    const limit = this.limits.idleTimeoutMs;
+    if (limit <= 0) return;
+    this.stats.alloc(Res.sweeper, 0);
+    this.#idleTimer = setInterval(() => this.#closeIdle(), Math.min(1000, Math.max(10, limit / 4)));
+  }
+
   closed(conn: Connection): void {
+    Atomics.sub(this.#control, Control.openConnections, 1);
+    this.#waitingForWorker.delete(conn);
     this.#conns.delete(conn.info.id);
     this.#service.onDisconnect?.(conn.info);
     this.#maybeDrained();
@@ -203,6 +273,7 @@ class IoWorker implements ConnectionOwner {
     stats.alloc(Res.in_packet, total);
     this.#packetBytes = total;
     conn.inflight++;
+    this.#inflight++;
     const flags = buf[off + HeaderOffset.flags];
     const code = buf[off + HeaderOffset.code] | (buf[off + HeaderOffset.code + 1] << 8);
     const requestId = readU32(buf, off + HeaderOffset.requestId);
@@ -457,8 +528,14 @@ class IoWorker implements ConnectionOwner {
 
   #release(conn: Connection): void {
     conn.inflight--;
+    this.#inflight--;
     this.stats.free(Res.request, 0);
     if (conn.inflight === 0) conn.settle();
+    conn.wake();
+    if (this.#waitingForWorker.size > 0 && !this.overloaded()) {
+      for (const c of this.#waitingForWorker) c.wake();
+      this.#waitingForWorker.clear();
+    }
   }
 
   // --- batches -------------------------------------------------------------
@@ -512,6 +589,7 @@ class IoWorker implements ConnectionOwner {
           }
           this.#release(conn);
         } else {
+          this.#inflight--;
           this.stats.free(Res.request, 0);
         }
       }
@@ -596,6 +674,11 @@ class IoWorker implements ConnectionOwner {
 
   /** Final stop: the main thread knows every shard is idle. */
   async stop(): Promise<void> {
+    if (this.#idleTimer !== undefined) {
+      clearInterval(this.#idleTimer);
+      this.#idleTimer = undefined;
+      this.stats.free(Res.sweeper, 0);
+    }
     // Replies that were still in rings (a forced drain) are accounted for.
     this.#drainReplies();
     if (this.#host) await this.#host.drain();
@@ -613,6 +696,7 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
     worker = new IoWorker(msg, service);
     const port = msg.listen ? worker.listen(msg.listen.hostname, msg.listen.port) : 0;
     worker.pump();
+    worker.startIdleTimer();
     scope.postMessage({ type: "ready", port });
     return;
   }

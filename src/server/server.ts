@@ -17,6 +17,7 @@ import {
   type StatsSnapshot,
 } from "../stats/resources.ts";
 import type { IoWorkerInit } from "./io_worker.ts";
+import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import {
   Control,
@@ -56,6 +57,8 @@ export interface ServeOptions {
   ringBytes?: number;
   /** How long a drain may take before connections are closed. Default 5000 ms. */
   drainTimeoutMs?: number;
+  /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
+  limits?: Partial<Limits>;
 }
 
 /** What a finished shutdown reports. */
@@ -152,6 +155,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const hostname = options.host ?? "127.0.0.1";
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
   const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   const serviceUrl = String(options.service ?? new URL("../kv/service.ts", import.meta.url));
   const statsMemory = createStatsMemory(threadCount(layout));
   const mainStats = new StatsBlock(statsMemory, threadIndex(layout, "main"));
@@ -188,6 +192,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       index,
       serviceUrl,
       maxBody,
+      limits,
       listen: accept === "reuseport" ? { hostname, port } : undefined,
     };
     const { worker, ready } = await startWorker(ioUrl, `evkv-io-${index}`, init);

@@ -47,6 +47,8 @@ export interface SharedPlan {
 export const Control = {
   /** Non-zero: task workers finish their rings and exit. */
   stop: 0,
+  /** Connections open across all IO workers, for maxConnections. */
+  openConnections: 8,
   /** Wake word of thread t is at wakeBase + 16 * t. */
   wakeBase: 16,
 } as const;

@@ -37,8 +37,10 @@ export const RESOURCE_KINDS = [
   "task",
   /** A fan-out request (Scan) waiting for every shard's part. */
   "fanout",
-  /** An armed timer (idle timeout, drain timeout). */
+  /** An armed one-shot timer (the drain timeout). */
   "timer",
+  /** An IO worker's idle-connection sweep interval; lives until shutdown. */
+  "sweeper",
 ] as const;
 
 /** One resource kind's name. */
@@ -52,6 +54,7 @@ export const COUNTER_NAMES = [
   "connections_accepted",
   "connections_rejected",
   "connections_closed",
+  "connections_timed_out",
   "requests",
   "replies",
   "oneway_requests",
@@ -273,7 +276,9 @@ export function withoutCaller(snap: StatsSnapshot, caller: CallerFootprint): Sta
  * Kinds that belong to a connection or a request: once every client has
  * gone and its requests are done, each must be back to zero held.
  */
-export const TRANSIENT_KINDS: readonly ResourceKind[] = RESOURCE_KINDS.filter((k) => k !== "ring");
+export const TRANSIENT_KINDS: readonly ResourceKind[] = RESOURCE_KINDS.filter((k) =>
+  k !== "ring" && k !== "sweeper"
+);
 
 /**
  * The kinds in `snap` whose count or bytes are not back to zero.
