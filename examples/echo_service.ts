@@ -10,13 +10,15 @@
  * - 3 `Fail`: throws, which the server turns into an `INTERNAL` reply.
  * - 4 `Delay`: an async handler that waits `payload[0] * 10` ms without
  *   blocking its thread, then echoes.
+ * - 5 `Crash`: replies, then throws an error that no handler catches, which
+ *   kills its thread (for fault-injection tests: the server restarts it).
  *
  * @module
  */
 import { defineService, method, pb } from "../mod.ts";
 
 /** Method codes of the echo service. */
-export const EchoMethod = { Echo: 1, Sleep: 2, Fail: 3, Delay: 4 } as const;
+export const EchoMethod = { Echo: 1, Sleep: 2, Fail: 3, Delay: 4, Crash: 5 } as const;
 
 function block(ms: number): void {
   // Atomics.wait on private memory sleeps without burning the core.
@@ -52,6 +54,19 @@ export default defineService({
         const payload = req.payload?.slice() ?? new Uint8Array(0);
         await new Promise((r) => setTimeout(r, (payload[0] ?? 0) * 10));
         return { payload };
+      },
+    }),
+    [EchoMethod.Crash]: method({
+      name: "Crash",
+      request: pb.PingRequest,
+      reply: pb.PingReply,
+      // Shard 0 always, so that a test knows which worker dies.
+      route: () => 0,
+      handler(req) {
+        queueMicrotask(() => {
+          throw new Error("deliberate crash outside any handler");
+        });
+        return { payload: req.payload };
       },
     }),
     [EchoMethod.Fail]: method({

@@ -186,11 +186,11 @@ export class Connection {
     while (!this.closed) {
       const total = checkFrame(buf, this.#start, this.#end, owner.maxBody);
       if (total > 0) {
-        if (
-          budget-- === 0 || this.inflight >= limits.maxInflightPerConnection || owner.overloaded()
-        ) {
+        if (budget-- === 0) {
+          owner.stats.count(Counter.turns_yielded);
           return true;
         }
+        if (this.inflight >= limits.maxInflightPerConnection || owner.overloaded()) return true;
         const off = this.#start;
         this.#start += total;
         owner.dispatch(this, buf, off, total);

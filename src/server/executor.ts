@@ -70,7 +70,12 @@ export class Executor<State> {
   readonly #ctx: HandlerContext<State>;
   readonly #maxBody: number;
   /** Footprint of the request being run, for ctx.stats(). */
-  #caller: CallerFootprint = { receiveBytes: 0, inPacketBytes: -1, taskBytes: -1 };
+  #caller: CallerFootprint = {
+    receiveBytes: 0,
+    inPacketBytes: -1,
+    taskBytes: -1,
+    ringSlotBytes: -1,
+  };
 
   /** Creates the shard's state and the handler context. */
   constructor(

@@ -30,6 +30,7 @@ import {
 } from "./topology.ts";
 import { StreamTransport, type Transport } from "./transport.ts";
 import type { Limits } from "./limits.ts";
+import { Fifo } from "./fifo.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
 
@@ -51,6 +52,8 @@ export interface IoWorkerInit {
   maxBody: number;
   /** Backpressure, fairness and timeout limits. */
   limits: Limits;
+  /** Bumped each time this IO worker is restarted; see {@link Rep.generation}. */
+  generation: number;
   /** Listen here with SO_REUSEPORT; absent when the main thread accepts. */
   listen?: { hostname: string; port: number };
 }
@@ -59,12 +62,24 @@ export interface IoWorkerInit {
 export type IoWorkerCommand =
   | {
     type: "conn";
+    /** The main thread's id for it, reported back when it closes. */
+    id: number;
     readable: ReadableStream<Uint8Array>;
     writable: WritableStream<Uint8Array>;
     remote: string;
   }
   | { type: "drain"; timeoutMs: number }
+  | { type: "shard-died"; shard: number }
   | { type: "stop" };
+
+/** A reply a shard owes this IO worker, in the order the shard will send them. */
+interface Owed {
+  conn: Connection;
+  requestId: number;
+  code: number;
+  /** Fan-out id, or 0. */
+  fanout: number;
+}
 
 /** A Scan-like request waiting for every shard's part. */
 interface Fanout {
@@ -76,6 +91,8 @@ interface Fanout {
   parts: unknown[];
   remaining: number;
   failure: Outcome | null;
+  /** The failure came from a shard, which already counted it in errors.*. */
+  failureCounted: boolean;
 }
 
 class IoWorker implements ConnectionOwner {
@@ -106,8 +123,15 @@ class IoWorker implements ConnectionOwner {
   readonly #touched = new Set<number>();
   readonly #fanouts = new Map<number, Fanout>();
   #nextFanout = 1;
-  /** Requests pushed to rings whose replies have not come back. */
+  /**
+   * owed[shard]: requests pushed to that shard whose replies have not come
+   * back. A shard answers its ring in order, so the head is always the
+   * next reply; when a shard dies, what is left here is what it took.
+   */
+  readonly #owed: Fifo<Owed>[];
+  /** Sum of the owed queues' sizes. */
   #awaiting = 0;
+  readonly #generation: number;
   #listener: Deno.Listener | null = null;
   #draining = false;
   #stopped = false;
@@ -120,12 +144,14 @@ class IoWorker implements ConnectionOwner {
     this.#service = service;
     this.maxBody = init.maxBody;
     this.limits = init.limits;
+    this.#generation = init.generation;
     this.#shards = shardCount(plan.layout);
     this.#me = threadIndex(plan.layout, "io", init.index);
     this.#control = new Int32Array(plan.control);
     this.stats = new StatsBlock(plan.stats, this.#me);
     this.stats.reset();
     this.#requests = plan.requestRings[init.index].map(openRing);
+    this.#owed = this.#requests.map(() => new Fifo<Owed>());
     this.#replies = plan.replyRings.map((row) => openRing(row[init.index]));
     if (plan.layout.mode === "inline") {
       const exec = new Executor(
@@ -256,7 +282,7 @@ class IoWorker implements ConnectionOwner {
   /** Bytes of the frame being dispatched, while counted as `in_packet`. */
   #packetBytes = 0;
   /** Reused footprint of requests run inline (they hold their in-packet). */
-  readonly #inlineCaller = { receiveBytes: 0, inPacketBytes: 0, taskBytes: -1 };
+  readonly #inlineCaller = { receiveBytes: 0, inPacketBytes: 0, taskBytes: -1, ringSlotBytes: -1 };
 
   /** Stops counting the frame being dispatched as held (idempotent). */
   #releasePacket(): void {
@@ -343,12 +369,11 @@ class IoWorker implements ConnectionOwner {
         }
         return;
       }
-      if (!this.#push(shard, conn, requestId, code, flags, body, deadline, 0)) {
+      if (!this.#push(shard, conn, requestId, code, flags, body, deadline, 0, !oneway)) {
         this.#finish(conn, code, requestId, oneway, this.#overloaded(m, shard));
         return;
       }
       if (oneway) this.#release(conn);
-      else this.#awaiting++;
     } finally {
       this.#releasePacket();
     }
@@ -382,6 +407,7 @@ class IoWorker implements ConnectionOwner {
     body: Uint8Array,
     deadline: number,
     fanout: number,
+    wantReply: boolean,
   ): boolean {
     const ring = this.#requests[shard]!;
     const off = ring.reserve(REQUEST_HEADER + body.length);
@@ -394,12 +420,17 @@ class IoWorker implements ConnectionOwner {
     u32[w + Req.codeFlags] = code | (flags << 16);
     u32[w + Req.bodyLen] = body.length;
     u32[w + Req.fanout] = fanout;
+    u32[w + Req.generation] = this.#generation;
     ring.f64[(off + Req.deadlineByte) >>> 3] = deadline;
     ring.u8.set(body, off + REQUEST_HEADER);
     if (fanout === 0) this.#releasePacket();
     this.stats.alloc(Res.ring_slot, Ring.recordSize(REQUEST_HEADER + body.length));
     ring.commit();
     this.#touched.add(shard);
+    if (wantReply) {
+      this.#owed[shard].push({ conn, requestId, code, fanout });
+      this.#awaiting++;
+    }
     return true;
   }
 
@@ -438,6 +469,7 @@ class IoWorker implements ConnectionOwner {
       parts: [],
       remaining: 0,
       failure: null,
+      failureCounted: false,
     };
     if (!oneway) {
       this.#fanouts.set(id, f);
@@ -449,11 +481,8 @@ class IoWorker implements ConnectionOwner {
         local = s;
         continue;
       }
-      if (this.#push(s, conn, requestId, code, flags, body, deadline, id)) {
-        if (!oneway) {
-          f.remaining++;
-          this.#awaiting++;
-        }
+      if (this.#push(s, conn, requestId, code, flags, body, deadline, id, !oneway)) {
+        if (!oneway) f.remaining++;
       } else if (!f.failure) {
         f.failure = this.#overloaded(m, s);
       }
@@ -467,8 +496,9 @@ class IoWorker implements ConnectionOwner {
       );
       if (!oneway) {
         f.remaining++;
-        if (outcome instanceof Promise) outcome.then((o) => this.#part(id, o.status, o.body));
-        else this.#part(id, outcome.status, outcome.body);
+        if (outcome instanceof Promise) {
+          outcome.then((o) => this.#part(id, o.status, o.body, false));
+        } else this.#part(id, outcome.status, outcome.body, false);
       }
     }
     if (oneway) this.#release(conn);
@@ -476,12 +506,15 @@ class IoWorker implements ConnectionOwner {
   }
 
   /** One shard's part of fan-out `id`; `body` may be a view into a ring. */
-  #part(id: number, status: number, body: Uint8Array): void {
+  #part(id: number, status: number, body: Uint8Array, counted: boolean): void {
     const f = this.#fanouts.get(id);
     if (!f) return;
     f.remaining--;
     if (status !== 0) {
-      if (!f.failure) f.failure = { status, body: body.slice() };
+      if (!f.failure) {
+        f.failure = { status, body: body.slice() };
+        f.failureCounted = counted;
+      }
     } else if (!f.failure) {
       try {
         f.parts.push(f.method.reply.decode(body.slice()));
@@ -505,7 +538,14 @@ class IoWorker implements ConnectionOwner {
         outcome = errorOutcome(Status.INTERNAL, `Merge ${f.method.name}: ${msg}`);
       }
     }
-    this.#finish(f.conn, f.code, f.requestId, false, outcome);
+    this.#finish(
+      f.conn,
+      f.code,
+      f.requestId,
+      false,
+      outcome,
+      f.failure !== null && f.failureCounted,
+    );
     this.endOfBatch();
   }
 
@@ -515,8 +555,15 @@ class IoWorker implements ConnectionOwner {
   }
 
   /** Answers a request that was parsed on `conn` (or drops the answer for ONEWAY). */
-  #finish(conn: Connection, code: number, requestId: number, oneway: boolean, o: Outcome): void {
-    countError(this.stats, o.status);
+  #finish(
+    conn: Connection,
+    code: number,
+    requestId: number,
+    oneway: boolean,
+    o: Outcome,
+    counted = false,
+  ): void {
+    if (!counted) countError(this.stats, o.status);
     if (!oneway && !conn.closed) {
       this.stats.alloc(Res.out_packet, o.body.length);
       conn.queueReply(code, requestId, o);
@@ -565,37 +612,64 @@ class IoWorker implements ConnectionOwner {
     for (let s = 0; s < this.#replies.length; s++) {
       const ring = this.#replies[s];
       if (!ring) continue;
+      const owed = this.#owed[s];
+      let slots = 0;
+      let slotBytes = 0;
       let off: number;
       while ((off = ring.next()) >= 0) {
         const w = off >>> 2;
-        const connId = ring.u32[w + Rep.conn];
-        const fanout = ring.u32[w + Rep.fanout];
+        slots++;
+        slotBytes += Ring.recordSize(ring.payloadLength);
+        n++;
+        // Meant for this IO worker's previous life: nobody is waiting.
+        if (ring.u32[w + Rep.generation] !== this.#generation) continue;
         const frameLen = ring.u32[w + Rep.frameLen];
         const frame = ring.u8.subarray(off + REPLY_HEADER, off + REPLY_HEADER + frameLen);
-        this.stats.free(Res.ring_slot, Ring.recordSize(ring.payloadLength));
+        const head = owed.shift()!;
         this.#awaiting--;
-        n++;
         const status = readU32(frame, HeaderOffset.status);
-        if (fanout !== 0) {
-          this.#part(fanout, status, frame.subarray(HEADER_SIZE, frameLen - 4));
+        if (head.fanout !== 0) {
+          this.#part(head.fanout, status, frame.subarray(HEADER_SIZE, frameLen - 4), true);
           continue;
         }
-        const conn = this.#conns.get(connId);
         // The shard counted the error; only the reply's delivery is ours.
-        if (conn) {
-          if (!conn.closed) {
-            conn.queueFrame(frame);
-            this.stats.count(Counter.replies);
-          }
-          this.#release(conn);
-        } else {
-          this.#inflight--;
-          this.stats.free(Res.request, 0);
+        if (!head.conn.closed) {
+          head.conn.queueFrame(frame);
+          this.stats.count(Counter.replies);
         }
+        this.#release(head.conn);
       }
       ring.release();
+      // Counted when released, as the shard host does (see there).
+      if (slots > 0) this.stats.freeMany(Res.ring_slot, slots, slotBytes);
     }
     return n;
+  }
+
+  /**
+   * Shard `s`'s thread died. Its replies already in the ring are delivered;
+   * every request it still owed gets INTERNAL; the records it never took
+   * are dropped, so its replacement starts on an empty ring.
+   */
+  shardDied(s: number): void {
+    this.#drainReplies();
+    const owed = this.#owed[s];
+    for (let head = owed.shift(); head; head = owed.shift()) {
+      this.#awaiting--;
+      const name = this.#service.methods[head.code]?.name ?? `method ${head.code}`;
+      const outcome = errorOutcome(
+        Status.INTERNAL,
+        `Run ${name}: the thread of shard ${s} died before replying; the request may or may not have taken effect`,
+      );
+      if (head.fanout !== 0) this.#part(head.fanout, outcome.status, outcome.body, false);
+      else this.#finish(head.conn, head.code, head.requestId, false, outcome);
+    }
+    const ring = this.#requests[s];
+    if (ring) {
+      const dropped = ring.discardUnconsumed();
+      if (dropped.records > 0) this.stats.freeMany(Res.ring_slot, dropped.records, dropped.bytes);
+    }
+    this.endOfBatch();
   }
 
   /** Waits for wake-ups and serves rings until stopped. */
@@ -702,11 +776,24 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   }
   if (!worker) return;
   switch (msg.type) {
-    case "conn":
-      worker.adopt(new StreamTransport(msg.readable, msg.writable), msg.remote);
+    case "conn": {
+      const id = msg.id;
+      // The main thread owns the socket and closes it if this worker dies:
+      // tell it when this one is done.
+      const transport = new StreamTransport(
+        msg.readable,
+        msg.writable,
+        () => scope.postMessage({ type: "conn-closed", id }),
+      );
+      worker.adopt(transport, msg.remote);
       break;
+    }
     case "drain":
       worker.drain(msg.timeoutMs);
+      break;
+    case "shard-died":
+      worker.shardDied(msg.shard);
+      scope.postMessage({ type: "shard-reset", shard: msg.shard });
       break;
     case "stop":
       await worker.stop();

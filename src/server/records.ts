@@ -27,9 +27,11 @@ export const Req = {
   fanout: 6,
   /** Word: the connection's receive buffer size, for {@link CallerFootprint}. */
   receiveBytes: 7,
+  /** Word: the sending IO worker's generation, echoed in the reply. */
+  generation: 8,
 } as const;
-/** Bytes before the body of a request record. */
-export const REQUEST_HEADER = 32;
+/** Bytes before the body of a request record (8-aligned). */
+export const REQUEST_HEADER = 40;
 
 /** Reply record: u32 words, then the frame. */
 export const Rep = {
@@ -39,6 +41,11 @@ export const Rep = {
   fanout: 1,
   /** Word: frame length. */
   frameLen: 2,
+  /**
+   * Word: the generation of the IO worker that sent the request. A
+   * restarted IO worker drops replies meant for the one before it.
+   */
+  generation: 3,
 } as const;
 /** Bytes before the frame of a reply record. */
 export const REPLY_HEADER = 16;

@@ -145,4 +145,27 @@ export class Ring {
   release(): void {
     Atomics.store(this.#ctrl, READ, this.#r | 0);
   }
+
+  /**
+   * Producer, once the consumer thread is dead: drops every record it had
+   * not released, so that its replacement starts on an empty ring. Returns
+   * how many records and bytes were dropped.
+   */
+  discardUnconsumed(): { records: number; bytes: number } {
+    let r = Atomics.load(this.#ctrl, READ) >>> 0;
+    const w = this.#w;
+    let records = 0;
+    let bytes = 0;
+    while (r !== w) {
+      const word = this.u32[(r & this.#mask) >>> 2];
+      const size = word & ~PAD;
+      if (!(word & PAD)) {
+        records++;
+        bytes += size;
+      }
+      r = (r + size) >>> 0;
+    }
+    Atomics.store(this.#ctrl, READ, w | 0);
+    return { records, bytes };
+  }
 }

@@ -8,20 +8,24 @@
 import { DEFAULT_MAX_BODY } from "../protocol/constants.ts";
 import { formatDump } from "../stats/report.ts";
 import {
+  Counter,
   createStatsMemory,
   leakedKinds,
   Res,
+  RESOURCE_KINDS,
   type ResourceKind,
   snapshot,
   StatsBlock,
   type StatsSnapshot,
 } from "../stats/resources.ts";
 import type { IoWorkerInit } from "./io_worker.ts";
+import { WorkerHandle } from "./supervisor.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import {
   Control,
   createPlan,
+  killWord,
   type Layout,
   type Mode,
   planRings,
@@ -87,46 +91,14 @@ export interface Server {
   shutdown(): Promise<ShutdownReport>;
   /** Test-only: counts one resource of `kind` that is never released. */
   leakForTest(kind: number): void;
-}
-
-interface Reply {
-  type: string;
-  port?: number;
-  forced?: boolean;
+  /**
+   * Terminates a worker the way a crash or an out-of-memory kill would,
+   * and resolves once its replacement runs. For fault-injection tests.
+   */
+  killWorker(kind: "io" | "task", index: number): Promise<void>;
 }
 
 const cores = () => Math.max(1, navigator.hardwareConcurrency || 1);
-
-/** Starts a worker and resolves with it once it posts `ready`. */
-function startWorker(
-  url: URL,
-  name: string,
-  init: IoWorkerInit | TaskWorkerInit,
-): Promise<{ worker: Worker; ready: Reply }> {
-  const worker = new Worker(url, { type: "module", name });
-  return new Promise((resolve, reject) => {
-    worker.onerror = (e) => {
-      e.preventDefault();
-      reject(new Error(`Start ${name}: ${e.message}`));
-    };
-    worker.onmessage = (e: MessageEvent<Reply>) => {
-      if (e.data.type === "ready") resolve({ worker, ready: e.data });
-    };
-    worker.postMessage(init);
-  });
-}
-
-function nextMessage(worker: Worker, type: string, timeoutMs: number): Promise<Reply | null> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(null), timeoutMs);
-    worker.onmessage = (e: MessageEvent<Reply>) => {
-      if (e.data.type === type) {
-        clearTimeout(timer);
-        resolve(e.data);
-      }
-    };
-  });
-}
 
 /**
  * Starts a server and resolves once it accepts connections.
@@ -170,36 +142,111 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
-  const tasks = await Promise.all(
+  const taskInit = (shard: number): TaskWorkerInit => ({ plan, shard, serviceUrl, maxBody });
+  const tasks: WorkerHandle[] = await Promise.all(
     Array.from(
       { length: layout.taskThreads },
-      (_, shard) =>
-        startWorker(taskUrl, `evkv-task-${shard}`, { plan, shard, serviceUrl, maxBody }),
+      async (_, shard) =>
+        (await WorkerHandle.start(taskUrl, `evkv-task-${shard}`, taskInit(shard))).handle,
     ),
   );
-  const ios: Worker[] = [];
+  const ios: WorkerHandle[] = [];
+  const generations: number[] = [];
   let port = options.port ?? 7379;
   let listener: Deno.Listener | null = null;
   if (accept === "main") {
     listener = Deno.listen({ hostname, port });
     port = (listener.addr as Deno.NetAddr).port;
   }
+  const ioInit = (index: number): IoWorkerInit => ({
+    plan,
+    index,
+    serviceUrl,
+    maxBody,
+    limits,
+    generation: generations[index],
+    listen: accept === "reuseport" ? { hostname, port } : undefined,
+  });
   for (let index = 0; index < layout.ioThreads; index++) {
     // The first IO worker binds first so that port 0 resolves to one port
     // that the others then join.
-    const init: IoWorkerInit = {
-      plan,
-      index,
-      serviceUrl,
-      maxBody,
-      limits,
-      listen: accept === "reuseport" ? { hostname, port } : undefined,
-    };
-    const { worker, ready } = await startWorker(ioUrl, `evkv-io-${index}`, init);
+    generations.push(1);
+    const { handle, ready } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index));
     if (accept === "reuseport") port = ready.port!;
-    ios.push(worker);
+    ios.push(handle);
   }
-  if (listener) acceptLoop(listener, ios);
+  /** accept "main": sockets handed to each IO worker, by the main thread's id. */
+  const handedOver: Map<number, Deno.Conn>[] = ios.map(() => new Map());
+  const trackHandOver = (h: WorkerHandle, index: number) =>
+    h.on("conn-closed", (r) => handedOver[index].delete(r.id!));
+  ios.forEach(trackHandOver);
+  if (listener) acceptLoop(listener, ios, handedOver);
+
+  let stopping = false;
+  /**
+   * Replaces a dead worker. Live IO workers first settle what the dead
+   * shard owed them (INTERNAL replies, emptied rings); then the dead
+   * thread's counters are folded into the main thread's block, with what
+   * died with it written off; then a fresh worker takes its place.
+   */
+  const restart = async (kind: "io" | "task", index: number, reason: string) => {
+    if (stopping) return;
+    const shardLost = kind === "task" || layout.mode === "inline";
+    console.error(
+      `evkv: ${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
+        (shardLost ? `; the data of shard ${index} is lost` : "") +
+        (kind === "io" ? `; its connections were closed` : ""),
+    );
+    mainStats.count(kind === "io" ? Counter.io_worker_restarts : Counter.worker_restarts);
+    if (shardLost) {
+      await Promise.all(ios.map((h, i) => {
+        if (kind === "io" && i === index) return null;
+        const done = h.next("shard-reset", 5000);
+        h.post({ type: "shard-died", shard: index });
+        return done;
+      }));
+    }
+    // terminate() interrupts the thread, but not in the same instant: give
+    // it a moment to stop writing its block before the block is folded.
+    await new Promise((r) => setTimeout(r, 50));
+    const dead = threadIndex(layout, kind, index);
+    const orphanConnections = absorbDeadBlock(mainStats, new StatsBlock(statsMemory, dead));
+    if (kind === "io") {
+      Atomics.sub(control, Control.openConnections, orphanConnections);
+      // Sockets the main thread handed over outlive the worker: close them.
+      for (const conn of handedOver[index].values()) {
+        try {
+          conn.close();
+        } catch {
+          // Already closed.
+        }
+      }
+      handedOver[index].clear();
+    }
+    if (stopping) return;
+    if (kind === "task") {
+      const { handle } = await WorkerHandle.start(taskUrl, `evkv-task-${index}`, taskInit(index));
+      tasks[index] = handle;
+      supervise(handle, "task", index);
+    } else {
+      generations[index]++;
+      const { handle } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index));
+      ios[index] = handle;
+      trackHandOver(handle, index);
+      supervise(handle, "io", index);
+    }
+  };
+  const restarts = new Set<Promise<void>>();
+  const supervise = (h: WorkerHandle, kind: "io" | "task", index: number) =>
+    h.onDeath((reason) => {
+      const p = restart(kind, index, reason).catch((e) =>
+        console.error(`evkv: restart ${kind} worker ${index} failed: ${e}`)
+      );
+      restarts.add(p);
+      p.finally(() => restarts.delete(p));
+    });
+  tasks.forEach((h, i) => supervise(h, "task", i));
+  ios.forEach((h, i) => supervise(h, "io", i));
 
   const perIo = () =>
     ios.map((_, i) => ({
@@ -215,26 +262,28 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   let shutdown: Promise<ShutdownReport> | null = null;
   const doShutdown = async (): Promise<ShutdownReport> => {
     listener?.close();
-    const drained = await Promise.all(ios.map((w) => {
-      const p = nextMessage(w, "drained", drainTimeoutMs + 2000);
-      w.postMessage({ type: "drain", timeoutMs: drainTimeoutMs });
+    // A restart under way finishes first, so no worker is left half started.
+    await Promise.all(restarts);
+    stopping = true;
+    const drained = await Promise.all(ios.map((h) => {
+      const p = h.next("drained", drainTimeoutMs + 2000);
+      h.post({ type: "drain", timeoutMs: drainTimeoutMs });
       return p;
     }));
     const forced = drained.some((d) => d === null || d.forced === true);
     // Every IO worker is idle now; let shards finish what is in their rings.
     Atomics.store(control, Control.stop, 1);
-    await Promise.all(tasks.map(({ worker }, shard) => {
-      const p = nextMessage(worker, "stopped", 2000);
+    await Promise.all(tasks.map((h, shard) => {
+      const p = h.next("stopped", 2000);
       wake(control, threadIndex(layout, "task", shard));
       return p;
     }));
-    await Promise.all(ios.map((w) => {
-      const p = nextMessage(w, "stopped", 2000);
-      w.postMessage({ type: "stop" });
+    await Promise.all(ios.map((h) => {
+      const p = h.next("stopped", 2000);
+      h.post({ type: "stop" });
       return p;
     }));
-    for (const { worker } of tasks) worker.terminate();
-    for (const w of ios) w.terminate();
+    for (const h of [...tasks, ...ios]) h.stop();
     for (const r of rings) mainStats.free(Res.ring, r.byteLength);
     const final = snapshot(statsMemory);
     return { final, dump: dump(), leaks: leakedKinds(final), forced };
@@ -247,12 +296,54 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     dump,
     shutdown: () => (shutdown ??= doShutdown()),
     leakForTest: (kind) => mainStats.alloc(kind, 1),
+    killWorker: async (kind, index) => {
+      const h = kind === "io" ? ios[index] : tasks[index];
+      if (!h) throw new RangeError(`Kill worker: there is no ${kind} worker ${index}`);
+      if (kind === "task") {
+        // See killWord(): ask first, so the thread is surely gone before its
+        // rings are reset; terminate() stays the fallback for a stuck one.
+        const t = threadIndex(layout, "task", index);
+        const exited = h.next("exited", 1000);
+        Atomics.store(control, killWord(t), 1);
+        wake(control, t);
+        await exited;
+        Atomics.store(control, killWord(t), 0);
+      }
+      h.kill("killed on request");
+      await Promise.all(restarts);
+    },
   };
 }
 
-/** `accept: "main"`: hands each connection's streams to IO workers in turn. */
-async function acceptLoop(listener: Deno.Listener, ios: Worker[]): Promise<void> {
+/**
+ * Folds a dead thread's block into `into` and zeroes it. Everything it
+ * held died with it and is counted free, except ring slots: records it
+ * pushed are still popped (and counted free) by live threads. Returns the
+ * connections it still held.
+ */
+function absorbDeadBlock(into: StatsBlock, dead: StatsBlock): number {
+  const from = dead.slots;
+  const to = into.slots;
+  const connections = from[Res.connection * 3] - from[Res.connection * 3 + 1];
+  for (let i = 0; i < from.length; i++) to[i] += from[i];
+  RESOURCE_KINDS.forEach((kind, k) => {
+    if (kind === "ring_slot") return;
+    const held = from[k * 3] - from[k * 3 + 1];
+    to[k * 3 + 1] += held;
+    to[k * 3 + 2] -= from[k * 3 + 2];
+  });
+  dead.reset();
+  return connections;
+}
+
+/** `accept: "main"`: hands each connection's streams to live IO workers in turn. */
+async function acceptLoop(
+  listener: Deno.Listener,
+  ios: WorkerHandle[],
+  handedOver: Map<number, Deno.Conn>[],
+): Promise<void> {
   let next = 0;
+  let nextId = 1;
   try {
     for await (const conn of listener) {
       try {
@@ -262,9 +353,20 @@ async function acceptLoop(listener: Deno.Listener, ios: Worker[]): Promise<void>
       }
       const addr = conn.remoteAddr as Deno.NetAddr;
       const { readable, writable } = conn;
-      ios[next].postMessage(
-        { type: "conn", readable, writable, remote: `${addr.hostname}:${addr.port}` },
-        { transfer: [readable, writable] },
+      let target = ios[next];
+      for (let i = 0; i < ios.length && !target.alive; i++) {
+        next = (next + 1) % ios.length;
+        target = ios[next];
+      }
+      if (!target.alive) {
+        conn.close();
+        continue;
+      }
+      const id = nextId++;
+      handedOver[next].set(id, conn);
+      target.post(
+        { type: "conn", id, readable, writable, remote: `${addr.hostname}:${addr.port}` },
+        [readable, writable],
       );
       next = (next + 1) % ios.length;
     }

@@ -20,6 +20,7 @@ interface Parked {
   io: number;
   conn: number;
   fanout: number;
+  generation: number;
   code: number;
   requestId: number;
   outcome: Outcome;
@@ -37,7 +38,7 @@ export class ShardHost<State> {
   /** Replies waiting for room in a full ring (policy "queue" only). */
   #parked: Parked[] = [];
   /** Reused footprint of ring-delivered requests (they hold a task). */
-  readonly #caller = { receiveBytes: 0, inPacketBytes: -1, taskBytes: 0 };
+  readonly #caller = { receiveBytes: 0, inPacketBytes: -1, taskBytes: 0, ringSlotBytes: 0 };
   /** For policy "block": a private word to sleep on while a ring is full. */
   readonly #nap = new Int32Array(new SharedArrayBuffer(4));
 
@@ -90,8 +91,10 @@ export class ShardHost<State> {
   async #drainRing(io: number, ring: Ring): Promise<number> {
     const stats = this.#stats;
     let n = 0;
+    let slots = 0;
+    let slotBytes = 0;
     let off: number;
-    while ((off = ring.next()) >= 0) {
+    while (!this.mustStop() && (off = ring.next()) >= 0) {
       const w = off >>> 2;
       const u32 = ring.u32;
       const conn = u32[w + Req.conn];
@@ -99,25 +102,35 @@ export class ShardHost<State> {
       const codeFlags = u32[w + Req.codeFlags];
       const bodyLen = u32[w + Req.bodyLen];
       const fanout = u32[w + Req.fanout];
+      const generation = u32[w + Req.generation];
       const deadline = ring.f64[(off + Req.deadlineByte) >>> 3];
       const code = codeFlags & 0xffff;
-      stats.free(Res.ring_slot, Ring.recordSize(ring.payloadLength));
+      // Slots are counted free when released, not when popped: if this
+      // thread dies in between, the producer discards them and counts them.
+      slots++;
+      slotBytes += Ring.recordSize(ring.payloadLength);
       stats.alloc(Res.task, bodyLen);
       const body = ring.u8.subarray(off + REQUEST_HEADER, off + REQUEST_HEADER + bodyLen);
       this.#caller.receiveBytes = u32[w + Req.receiveBytes];
       this.#caller.taskBytes = bodyLen;
+      this.#caller.ringSlotBytes = Ring.recordSize(ring.payloadLength);
       let outcome = this.#exec.execute(code, body, deadline, this.#caller);
       if (outcome instanceof Promise) outcome = await outcome;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
-        this.#reply(io, conn, fanout, code, requestId, outcome);
+        this.#reply(io, conn, fanout, generation, code, requestId, outcome);
       }
       // Hand space back as we go, so a producer facing a full ring waits
       // for one batch, not for the whole drain.
-      if ((++n & 63) === 0) ring.release();
+      if ((++n & 63) === 0) {
+        ring.release();
+        stats.freeMany(Res.ring_slot, slots, slotBytes);
+        slots = slotBytes = 0;
+      }
     }
     ring.release();
+    stats.freeMany(Res.ring_slot, slots, slotBytes);
     return n;
   }
 
@@ -125,19 +138,21 @@ export class ShardHost<State> {
     io: number,
     conn: number,
     fanout: number,
+    generation: number,
     code: number,
     requestId: number,
     outcome: Outcome,
   ): void {
     const frameLen = outcome.body.length + FRAME_OVERHEAD;
     this.#stats.alloc(Res.out_packet, frameLen);
+    const reply: Parked = { io, conn, fanout, generation, code, requestId, outcome };
     if (this.#parked.length > 0 && this.#policy === "queue") {
-      this.#parked.push({ io, conn, fanout, code, requestId, outcome });
+      this.#parked.push(reply);
       return;
     }
-    while (!this.#tryPush(io, conn, fanout, code, requestId, outcome)) {
+    while (!this.#tryPush(reply)) {
       if (this.#policy === "queue") {
-        this.#parked.push({ io, conn, fanout, code, requestId, outcome });
+        this.#parked.push(reply);
         return;
       }
       // The IO worker never blocks, so it will drain: wake it and nap.
@@ -145,6 +160,13 @@ export class ShardHost<State> {
       Atomics.wait(this.#nap, 0, 0, 1);
     }
   }
+
+  /**
+   * Set by the owner: true once the hosting thread must stop taking
+   * requests (it is being killed); what is left in the rings is then
+   * answered INTERNAL by the IO workers.
+   */
+  mustStop: () => boolean = () => false;
 
   /** Set by the owner: wakes IO worker `io` right away. */
   wakeNow: (io: number) => void = () => {};
@@ -154,23 +176,18 @@ export class ShardHost<State> {
     this.wakeNow(io);
   }
 
-  #tryPush(
-    io: number,
-    conn: number,
-    fanout: number,
-    code: number,
-    requestId: number,
-    outcome: Outcome,
-  ): boolean {
+  #tryPush(reply: Parked): boolean {
+    const { io, outcome } = reply;
     const ring = this.#replies[io]!;
     const frameLen = outcome.body.length + FRAME_OVERHEAD;
     const off = ring.reserve(REPLY_HEADER + frameLen);
     if (off < 0) return false;
     const w = off >>> 2;
-    ring.u32[w + Rep.conn] = conn;
-    ring.u32[w + Rep.fanout] = fanout;
+    ring.u32[w + Rep.conn] = reply.conn;
+    ring.u32[w + Rep.fanout] = reply.fanout;
     ring.u32[w + Rep.frameLen] = frameLen;
-    writeReplyFrame(ring.u8, off + REPLY_HEADER, code, requestId, outcome);
+    ring.u32[w + Rep.generation] = reply.generation;
+    writeReplyFrame(ring.u8, off + REPLY_HEADER, reply.code, reply.requestId, outcome);
     // Counted before publishing: the consumer frees the slot on its side.
     this.#stats.alloc(Res.ring_slot, Ring.recordSize(REPLY_HEADER + frameLen));
     this.#stats.free(Res.out_packet, frameLen);
@@ -185,8 +202,7 @@ export class ShardHost<State> {
     this.#parked = [];
     let i = 0;
     for (; i < parked.length; i++) {
-      const p = parked[i];
-      if (!this.#tryPush(p.io, p.conn, p.fanout, p.code, p.requestId, p.outcome)) break;
+      if (!this.#tryPush(parked[i])) break;
     }
     this.#parked = parked.slice(i);
     return i;

@@ -12,6 +12,7 @@ import type { Service } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
 import {
   Control,
+  killWord,
   openRing,
   shardCount,
   type SharedPlan,
@@ -62,6 +63,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const host = new ShardHost(exec, stats, requests, replies, "block");
   const ioThread = (io: number) => threadIndex(layout, "io", io);
   host.wakeNow = (io) => wake(control, ioThread(io));
+  host.mustStop = () => Atomics.load(control, killWord(me)) !== 0;
   scope.postMessage({ type: "ready" });
 
   let idleAt = 0;
@@ -71,6 +73,10 @@ async function main(init: TaskWorkerInit): Promise<void> {
     const touched = host.takeTouched();
     for (const io of touched) wake(control, ioThread(io));
     touched.clear();
+    if (Atomics.load(control, killWord(me)) !== 0) {
+      scope.postMessage({ type: "exited" });
+      return;
+    }
     if (done > 0) continue;
     if (Atomics.load(control, Control.stop) !== 0) break;
     const now = Date.now();

@@ -78,6 +78,16 @@ export function wakeWord(t: number): number {
   return Control.wakeBase + 16 * t;
 }
 
+/**
+ * The int32 index of thread `t`'s kill word. Deno's `Worker.terminate()`
+ * does not stop a thread that blocks in `Atomics.wait` and never yields to
+ * its event loop (measured: such a worker kept running), so a task worker
+ * checks this word after every wake and exits by itself.
+ */
+export function killWord(t: number): number {
+  return Control.wakeBase + 16 * t + 1;
+}
+
 /** Bytes each ring needs so that an empty ring takes the largest request. */
 export function ringBytesFor(maxBody: number, minBytes: number): number {
   return ringCapacityFor(Math.max(minBytes, 2 * (maxBody + FRAME_OVERHEAD + REQUEST_HEADER + 64)));

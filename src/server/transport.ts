@@ -27,10 +27,17 @@ export class StreamTransport implements Transport {
   #rest: Uint8Array | null = null;
   #closed = false;
 
-  /** Takes ownership of both streams. */
-  constructor(readable: ReadableStream<Uint8Array>, writable: WritableStream<Uint8Array>) {
+  readonly #onClose: () => void;
+
+  /** Takes ownership of both streams; `onClose` runs once, on close. */
+  constructor(
+    readable: ReadableStream<Uint8Array>,
+    writable: WritableStream<Uint8Array>,
+    onClose: () => void = () => {},
+  ) {
     this.#reader = readable.getReader();
     this.#writer = writable.getWriter();
+    this.#onClose = onClose;
   }
 
   /** See {@link Transport.read}. */
@@ -65,5 +72,6 @@ export class StreamTransport implements Transport {
     this.#closed = true;
     this.#reader.cancel().catch(() => {});
     this.#writer.abort().catch(() => {});
+    this.#onClose();
   }
 }

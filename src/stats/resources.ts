@@ -63,6 +63,7 @@ export const COUNTER_NAMES = [
   "worker_restarts",
   "io_worker_restarts",
   "reads_paused",
+  "turns_yielded",
   "bad_preambles",
   // One per non-OK status of STATUS_NAMES, in code order (checked below).
   "errors.BAD_REQUEST",
@@ -246,6 +247,8 @@ export interface CallerFootprint {
   inPacketBytes: number;
   /** Body bytes held as `task` (a task worker), or -1 when not held. */
   taskBytes: number;
+  /** Its ring record, counted until the shard releases it, or -1 when none. */
+  ringSlotBytes: number;
 }
 
 /**
@@ -255,7 +258,12 @@ export interface CallerFootprint {
  * @example
  * ```ts
  * import { createStatsMemory, snapshot, withoutCaller } from "@evkv/evkv";
- * const s = withoutCaller(snapshot(createStatsMemory(1)), { receiveBytes: 0, inPacketBytes: -1, taskBytes: -1 });
+ * const s = withoutCaller(snapshot(createStatsMemory(1)), {
+ *   receiveBytes: 0,
+ *   inPacketBytes: -1,
+ *   taskBytes: -1,
+ *   ringSlotBytes: -1,
+ * });
  * ```
  */
 export function withoutCaller(snap: StatsSnapshot, caller: CallerFootprint): StatsSnapshot {
@@ -269,6 +277,7 @@ export function withoutCaller(snap: StatsSnapshot, caller: CallerFootprint): Sta
   drop("request", 0);
   if (caller.inPacketBytes >= 0) drop("in_packet", caller.inPacketBytes);
   if (caller.taskBytes >= 0) drop("task", caller.taskBytes);
+  if (caller.ringSlotBytes >= 0) drop("ring_slot", caller.ringSlotBytes);
   return { resources, counters: snap.counters };
 }
 
