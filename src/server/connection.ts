@@ -1,22 +1,14 @@
 /**
- * One client connection inside an IO worker: its receive buffer and frame
- * cutting, the replies queued for it, and its life cycle (open, draining,
- * closed). Frames are handed to the worker's dispatcher one by one; the
- * worker decides where they run.
+ * One client connection inside an IO worker: its receive buffer, the
+ * replies queued for it, and its life cycle (open, draining, closed). Its
+ * codec cuts the bytes into frames and turns each into calls; the
+ * connection only decides when to read, parse, pause and write.
  *
  * @module
  */
-import { Flags, HEADER_SIZE, Status } from "../protocol/constants.ts";
-import {
-  BAD_PREAMBLE,
-  BODY_TOO_LARGE,
-  checkFrame,
-  HeaderOffset,
-  NEED_MORE,
-  readU32,
-} from "../protocol/frame.ts";
 import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
-import { errorOutcome, type Outcome, replyFrameSize, writeReplyFrame } from "./executor.ts";
+import { type CallSite, CLOSE_AFTER_REPLY, type Codec } from "./codec.ts";
+import { type Outcome, replyFrameSize, writeReplyFrame } from "./executor.ts";
 import type { ConnectionInfo } from "./service.ts";
 import type { Limits } from "./limits.ts";
 import type { Transport } from "./transport.ts";
@@ -41,8 +33,8 @@ export interface ConnectionOwner {
   overloaded(): boolean;
   /** Registers `conn` as waiting for the worker to fall below its cap. */
   waitForWorker(conn: Connection): void;
-  /** Handles one whole frame at `buf[off, off + total)`. */
-  dispatch(conn: Connection, buf: Uint8Array, off: number, total: number): void;
+  /** Where the codec's calls go. */
+  readonly site: CallSite;
   /** Called once a read's frames are dispatched: a batch boundary. */
   endOfBatch(): void;
   /** Marks `conn` as having replies to write at the end of this batch. */
@@ -65,6 +57,12 @@ export class Connection {
   closed = false;
   /** Date.now() of the last read: deadlines count from arrival, not dispatch. */
   readAt = Date.now();
+  /** The wire protocol spoken on this connection. */
+  readonly codec: Codec;
+  /** The codec's per-connection state (RESP keeps its reply order here). */
+  codecState: unknown = null;
+  /** Bytes of the frame being dispatched, while counted as `in_packet`. */
+  #packetBytes = 0;
   /** Date.now() when a write last completed or began after a pause: stall detection. */
   #wroteAt = Date.now();
   /** Set while the read loop waits for backpressure to ease; wake() resolves it. */
@@ -87,10 +85,11 @@ export class Connection {
   #writing = false;
 
   /** Wraps an accepted transport; call {@link run} to start reading. */
-  constructor(owner: ConnectionOwner, transport: Transport, info: ConnectionInfo) {
+  constructor(owner: ConnectionOwner, transport: Transport, info: ConnectionInfo, codec: Codec) {
     this.#owner = owner;
     this.#transport = transport;
     this.info = info;
+    this.codec = codec;
     this.#buf = new Uint8Array(INITIAL_RECEIVE_BYTES);
     this.#out = new Uint8Array(4096);
     this.#spare = new Uint8Array(4096);
@@ -180,11 +179,12 @@ export class Connection {
    */
   #cutFrames(): boolean {
     const owner = this.#owner;
+    const codec = this.codec;
     const buf = this.#buf;
     const limits = owner.limits;
     let budget = limits.framesPerTurn;
     while (!this.closed) {
-      const total = checkFrame(buf, this.#start, this.#end, owner.maxBody);
+      const total = codec.check(this, buf, this.#start, this.#end, owner.maxBody);
       if (total > 0) {
         if (budget-- === 0) {
           owner.stats.count(Counter.turns_yielded);
@@ -193,41 +193,38 @@ export class Connection {
         if (this.inflight >= limits.maxInflightPerConnection || owner.overloaded()) return true;
         const off = this.#start;
         this.#start += total;
-        owner.dispatch(this, buf, off, total);
+        this.#packetBytes = total;
+        owner.stats.alloc(Res.in_packet, total);
+        codec.dispatch(this, buf, off, total, owner.site);
+        this.releasePacket();
         continue;
       }
-      if (total === NEED_MORE) break;
-      if (total === BAD_PREAMBLE) {
-        // Without a trusted header there is no length to skip: the stream
-        // is lost, and so is the connection (no reply, per the spec).
-        owner.stats.count(Counter.bad_preambles);
-        this.close();
-        return false;
-      }
-      if (total === BODY_TOO_LARGE) {
-        const at = this.#start;
-        const code = buf[at + HeaderOffset.code] | (buf[at + HeaderOffset.code + 1] << 8);
-        const requestId = readU32(buf, at + HeaderOffset.requestId);
-        const bodyLen = readU32(buf, at + HeaderOffset.bodyLen);
-        owner.stats.count(Counter["errors.TOO_LARGE"]);
-        // A ONEWAY request never gets a reply, not even this one.
-        if (!(buf[at + HeaderOffset.flags] & Flags.ONEWAY)) {
-          this.queueReply(
-            code,
-            requestId,
-            errorOutcome(
-              Status.TOO_LARGE,
-              `Read frame: body of ${bodyLen} bytes is over the ${owner.maxBody}-byte limit`,
-            ),
-          );
-        }
-        this.#start = this.#end;
-        this.closeWhenDone = true;
-        return false;
-      }
+      if (total === 0) break;
+      this.#start = this.#end;
+      if (total === CLOSE_AFTER_REPLY) this.closeWhenDone = true;
+      else this.close();
+      return false;
     }
     if (this.#start === this.#end) this.#start = this.#end = 0;
     return false;
+  }
+
+  /** Bytes of the frame being dispatched that still count as `in_packet`, or 0. */
+  get packetBytes(): number {
+    return this.#packetBytes;
+  }
+
+  /** Stops counting the frame being dispatched as held (once its bytes are copied). */
+  releasePacket(): void {
+    if (this.#packetBytes > 0) {
+      this.#owner.stats.free(Res.in_packet, this.#packetBytes);
+      this.#packetBytes = 0;
+    }
+  }
+
+  /** The IO worker's counters, for the codec. */
+  get stats(): StatsBlock {
+    return this.#owner.stats;
   }
 
   /** Makes room to read: compacts, grows for a large frame, or shrinks back. */
@@ -236,12 +233,11 @@ export class Connection {
     let buf = this.#buf;
     const pending = this.#end - this.#start;
     let need = INITIAL_RECEIVE_BYTES;
-    if (pending >= HEADER_SIZE) {
-      need = Math.max(
-        need,
-        readU32(buf, this.#start + HeaderOffset.bodyLen) + HEADER_SIZE + 4,
-      );
-    }
+    const hint = this.codec.sizeHint(buf, this.#start, this.#end);
+    if (hint > 0) need = Math.max(need, hint);
+    // Length unknown (RESP): double while a frame keeps growing; the codec
+    // refuses frames over its limits, which bounds this.
+    else if (pending * 2 > need) need = pending * 2;
     // Buffers up to KEEP_RECEIVE_BYTES stay once grown (a client that sends
     // one big value tends to send more); larger ones shrink back when the
     // big frame is done, so one huge Put does not pin megabytes.
@@ -269,8 +265,8 @@ export class Connection {
     this.#queued(size);
   }
 
-  /** Queues an already encoded reply frame (copied). */
-  queueFrame(frame: Uint8Array): void {
+  /** Queues reply bytes already encoded (copied), one reply's worth. */
+  queueBytes(frame: Uint8Array): void {
     const off = this.#reserve(frame.length);
     this.#out.set(frame, off);
     this.#queued(frame.length);

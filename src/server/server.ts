@@ -165,14 +165,14 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     maxBody,
     limits,
     generation: generations[index],
-    listen: accept === "reuseport" ? { hostname, port } : undefined,
+    listen: accept === "reuseport" ? [{ hostname, port, codec: "native" }] : [],
   });
   for (let index = 0; index < layout.ioThreads; index++) {
     // The first IO worker binds first so that port 0 resolves to one port
     // that the others then join.
     generations.push(1);
     const { handle, ready } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index));
-    if (accept === "reuseport") port = ready.port!;
+    if (accept === "reuseport") port = ready.ports![0];
     ios.push(handle);
   }
   /** accept "main": sockets handed to each IO worker, by the main thread's id. */
@@ -365,7 +365,14 @@ async function acceptLoop(
       const id = nextId++;
       handedOver[next].set(id, conn);
       target.post(
-        { type: "conn", id, readable, writable, remote: `${addr.hostname}:${addr.port}` },
+        {
+          type: "conn",
+          id,
+          codec: "native",
+          readable,
+          writable,
+          remote: `${addr.hostname}:${addr.port}`,
+        },
         [readable, writable],
       );
       next = (next + 1) % ios.length;

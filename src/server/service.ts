@@ -66,6 +66,11 @@ export interface MethodSpec<Req, Rep, State> {
   route?: Route;
   /** With route `"all"`: joins every shard's reply into one. */
   merge?(parts: Rep[], request: Req, maxBytes: number): Rep;
+  /**
+   * Only callable by codecs that ask for internal methods (RESP uses them
+   * for SET NX/XX and DBSIZE); on the native port the code is unknown.
+   */
+  internal?: boolean;
 }
 
 /** A method with its types erased, as the server holds it. */
@@ -82,6 +87,8 @@ export interface Method<State> {
   readonly route: Route;
   /** See {@link MethodSpec.merge}. */
   merge?(parts: unknown[], request: unknown, maxBytes: number): unknown;
+  /** See {@link MethodSpec.internal}. */
+  readonly internal: boolean;
 }
 
 /** A connection as services see it in {@link Service.onConnect}. */
@@ -137,6 +144,7 @@ export function method<Req, Rep, State = unknown>(
     handler: spec.handler as (r: unknown, c: HandlerContext<State>) => unknown,
     route: spec.route ?? "local",
     merge: spec.merge as Method<State>["merge"],
+    internal: spec.internal ?? false,
   };
 }
 

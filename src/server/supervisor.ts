@@ -10,8 +10,8 @@
 export interface WorkerReply {
   /** What happened: `ready`, `drained`, `stopped`, `shard-reset`. */
   type: string;
-  /** With `ready` from an IO worker that listens: its port. */
-  port?: number;
+  /** With `ready` from an IO worker that listens: its ports, one per listener. */
+  ports?: number[];
   /** With `drained`: the drain timed out. */
   forced?: boolean;
   /** With `conn-closed`: the main thread's id of a handed-over connection. */

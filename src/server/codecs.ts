@@ -1,0 +1,17 @@
+/**
+ * The codecs a listener can speak, by name (names cross thread boundaries;
+ * codec objects do not).
+ *
+ * @module
+ */
+import type { Codec } from "./codec.ts";
+import { nativeCodec } from "./native_codec.ts";
+
+/** Codecs by name. */
+export const CODECS = {
+  /** evkv wire v1. */
+  native: nativeCodec,
+} as const satisfies Record<string, Codec>;
+
+/** A codec's name. */
+export type CodecName = keyof typeof CODECS;

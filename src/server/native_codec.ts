@@ -1,0 +1,94 @@
+/**
+ * The native codec: evkv wire v1 (`docs/protocol.md`). A frame is a 24-byte
+ * header, a protobuf body and its CRC-32; replies from shards are already
+ * whole wire v1 frames, so they are copied to the socket as they are.
+ *
+ * @module
+ */
+import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../protocol/constants.ts";
+import { BAD_PREAMBLE, checkFrame, crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
+import { Counter } from "../stats/resources.ts";
+import {
+  type CallSite,
+  CLOSE_AFTER_REPLY,
+  CLOSE_NOW,
+  type Codec,
+  type ReplySink,
+} from "./codec.ts";
+import type { Connection } from "./connection.ts";
+import { errorOutcome } from "./executor.ts";
+
+/** Answers of native requests: wire v1 frames, written as they are. */
+export const nativeSink: ReplySink = {
+  frame(conn, frame) {
+    conn.queueBytes(frame);
+  },
+  outcome(conn, code, requestId, outcome) {
+    conn.queueReply(code, requestId, outcome);
+  },
+};
+
+function codeAt(buf: Uint8Array, off: number): number {
+  return buf[off + HeaderOffset.code] | (buf[off + HeaderOffset.code + 1] << 8);
+}
+
+/** The wire v1 codec. */
+export const nativeCodec: Codec = {
+  name: "evkv wire v1",
+
+  open() {},
+
+  check(conn: Connection, buf: Uint8Array, start: number, end: number, maxBody: number): number {
+    const total = checkFrame(buf, start, end, maxBody);
+    if (total >= 0) return total;
+    if (total === BAD_PREAMBLE) {
+      // Without a trusted header there is no length to skip: the stream
+      // is lost, and so is the connection (no reply, per the spec).
+      conn.stats.count(Counter.bad_preambles);
+      return CLOSE_NOW;
+    }
+    conn.stats.count(Counter["errors.TOO_LARGE"]);
+    // A ONEWAY request never gets a reply, not even this one.
+    if (!(buf[start + HeaderOffset.flags] & Flags.ONEWAY)) {
+      const bodyLen = readU32(buf, start + HeaderOffset.bodyLen);
+      conn.queueReply(
+        codeAt(buf, start),
+        readU32(buf, start + HeaderOffset.requestId),
+        errorOutcome(
+          Status.TOO_LARGE,
+          `Read frame: body of ${bodyLen} bytes is over the ${maxBody}-byte limit`,
+        ),
+      );
+    }
+    return CLOSE_AFTER_REPLY;
+  },
+
+  sizeHint(buf: Uint8Array, start: number, end: number): number {
+    if (end - start < HEADER_SIZE) return 0;
+    return readU32(buf, start + HeaderOffset.bodyLen) + FRAME_OVERHEAD;
+  },
+
+  dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {
+    const flags = buf[off + HeaderOffset.flags];
+    const code = codeAt(buf, off);
+    const requestId = readU32(buf, off + HeaderOffset.requestId);
+    if (!crcMatches(buf, off, total)) {
+      site.reject(
+        conn,
+        nativeSink,
+        code,
+        requestId,
+        flags,
+        errorOutcome(
+          Status.CRC_MISMATCH,
+          "Check frame: the body's CRC-32 does not match the trailer",
+        ),
+      );
+      return;
+    }
+    const timeoutMs = readU32(buf, off + HeaderOffset.timeoutMs);
+    const deadline = timeoutMs === 0 ? 0 : conn.readAt + timeoutMs;
+    const body = buf.subarray(off + HEADER_SIZE, off + total - 4);
+    site.call(conn, nativeSink, code, requestId, flags, body, deadline, false);
+  },
+};
