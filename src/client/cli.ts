@@ -14,6 +14,7 @@
  */
 import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
+import { benchArgs, benchMain } from "./bench.ts";
 import {
   type Client,
   connect,
@@ -46,6 +47,7 @@ Commands:
   scan PREFIX [--limit N] [--start-after KEY]
                                      List one page of keys starting with PREFIX
   stats                              Print the server's counters
+  bench [options]                    Load generator; "bench --help" lists its options
 
 Options:
   --host HOST      Server host (default ${DEFAULT_HOST})
@@ -100,6 +102,8 @@ const ACTION: Record<Command["name"], string> = {
 export async function main(args: string[]): Promise<number> {
   // `deno task client -- ...` passes the "--" through; it is not an end of options here.
   if (args[0] === "--") args = args.slice(1);
+  const bench = benchArgs(args);
+  if (bench) return await benchMain(bench);
   let inv: Invocation | "help";
   try {
     inv = parseInvocation(args);
@@ -201,9 +205,8 @@ function parseInvocation(args: string[]): Invocation | "help" {
       arity(0, 0, "");
       command = { name };
       break;
-    // case "bench": reserved for the benchmark subcommand, added separately.
-    // It opens its own connections, so it should return before the single
-    // connect() in main(); parse its flags here and dispatch it from main().
+    // "bench" never gets here: main() hands it to benchMain() (bench.ts)
+    // before parsing, since its flags are its own.
     default:
       throw new UsageError(`Unknown command: ${name}`);
   }

@@ -1,0 +1,484 @@
+/**
+ * `deno task bench`: the benchmark suite. For every server of the mode
+ * matrix (evkv `--mode inline|pool` x `--accept main|reuseport`, plus the
+ * raw TCP echo ceiling) it starts the server as a subprocess through the
+ * same entry as `deno task serve`, runs every scenario against it with the
+ * load generator of `kvclient bench`, and stops it with SIGTERM. It writes
+ * `bench/results/<date>.md` (tables, and each scenario's best evkv mode as
+ * a ratio of the echo ceiling) and `bench/results/<date>.svg` (the chart).
+ *
+ * ```sh
+ * deno run -A bench/run.ts            # 4 s per run, about 1.5 minutes
+ * deno run -A bench/run.ts --quick    # 1 s per run, a smoke test
+ * deno run -A bench/run.ts --seconds 8
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type BenchResult, runBench } from "../src/client/bench.ts";
+import { type ChartRow, renderChart } from "./svg.ts";
+
+/** One scenario: a connection count and a pipeline depth. */
+export interface Scenario {
+  /** Short name used in tables and the chart. */
+  name: string;
+  /** TCP connections. */
+  connections: number;
+  /** Requests in flight per connection. */
+  pipeline: number;
+}
+
+/** The scenarios of the suite. */
+export const SCENARIOS: Scenario[] = [
+  { name: "1 conn, no pipeline (latency)", connections: 1, pipeline: 1 },
+  { name: "50 conns, no pipeline", connections: 50, pipeline: 1 },
+  { name: "50 conns, pipeline 16", connections: 50, pipeline: 16 },
+];
+
+/** A server the suite starts. */
+export interface Target {
+  /** Name in tables, e.g. `inline/main`. */
+  name: string;
+  /** Script to run, relative to the repository root. */
+  script: string;
+  /** Its arguments. */
+  args: string[];
+  /** Thread layout, for the report. */
+  threads: string;
+  /** True for the echo ceiling. */
+  echo: boolean;
+}
+
+/*
+ * Thread counts for a 2-core machine, measured (50 conns x pipeline 16 and
+ * 50 x 1, 2 s runs): the load generator needs a core of its own too, so one
+ * IO worker beats two. Inline with 2 IO workers halves throughput, since
+ * every other key then lives in the other thread's shard and crosses a ring
+ * both ways; pool with 2 IO or 2 task workers is no faster than 1 + 1.
+ */
+const POOL_THREADS = ["--io-threads", "1", "--workers", "1"];
+const INLINE_THREADS = ["--io-threads", "1"];
+/**
+ * The echo ceiling runs with 1 thread (as many as evkv's IO workers here)
+ * and with 2 (one per core); the better of the two is the ceiling.
+ */
+const ECHO_THREADS = [1, 2];
+/** Load generator worker threads (capped by the connection count). */
+const LOADGEN_THREADS = 2;
+
+/** The mode matrix plus the echo ceiling. */
+export const TARGETS: Target[] = [
+  ...(["inline", "pool"] as const).flatMap((mode) =>
+    (["main", "reuseport"] as const).map((accept) => ({
+      name: `${mode}/${accept}`,
+      script: "src/server/cli.ts",
+      args: [
+        "--mode",
+        mode,
+        "--accept",
+        accept,
+        ...(mode === "pool" ? POOL_THREADS : INLINE_THREADS),
+      ],
+      threads: mode === "pool" ? "1 IO worker + 1 task worker" : "1 IO worker",
+      echo: false,
+    }))
+  ),
+  ...ECHO_THREADS.map((n) => ({
+    name: `echo/${n}t`,
+    script: "bench/echo_server.ts",
+    args: ["--threads", String(n)],
+    threads: `${n} thread${n > 1 ? "s, SO_REUSEPORT" : ""}`,
+    echo: true,
+  })),
+];
+
+/** The workload every run uses. */
+const WORKLOAD = { ratio: { get: 9, put: 1 }, keys: 10_000, valueSize: 100 };
+
+const ROOT = new URL("../", import.meta.url);
+
+/** A server subprocess and what it printed. */
+interface Running {
+  child: Deno.ChildProcess;
+  port: number;
+  output: Promise<string>;
+}
+
+/** Starts `target` on a free port; resolves once it prints its "listening on" line. */
+async function start(target: Target): Promise<Running> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-net",
+      "--allow-read",
+      target.script,
+      "--port",
+      "0",
+      ...target.args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stderr = new Response(child.stderr).text();
+  let seen = "";
+  const deadline = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }, 30_000);
+  try {
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) {
+        throw new Error(`${target.name} exited before listening:\n${seen}${await stderr}`);
+      }
+      seen += value;
+      const m = /listening on [^\s:]+:(\d+)/.exec(seen);
+      if (m) {
+        const rest = (async () => {
+          let all = seen;
+          for (;;) {
+            const r = await lines.read();
+            if (r.done) return all + (await stderr);
+            all += r.value;
+          }
+        })();
+        return { child, port: Number(m[1]), output: rest };
+      }
+    }
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+/** SIGTERM, then SIGKILL if it has not exited in 15 s; resolves with its exit and output. */
+async function stop(r: Running): Promise<{ code: number; output: string; killed: boolean }> {
+  r.child.kill("SIGTERM");
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = true;
+    try {
+      r.child.kill("SIGKILL");
+    } catch {
+      // Exited meanwhile.
+    }
+  }, 15_000);
+  const status = await r.child.status;
+  clearTimeout(timer);
+  return { code: status.code, output: await r.output, killed };
+}
+
+/** One measured run. */
+export interface RunRow {
+  /** The scenario. */
+  scenario: Scenario;
+  /** The server. */
+  target: Target;
+  /** What the load generator measured. */
+  result: BenchResult;
+}
+
+/** How a server ended. */
+export interface Exit {
+  /** The server. */
+  target: Target;
+  /** Its exit code. */
+  code: number;
+  /** Whether it had to be killed after SIGTERM did not stop it in time. */
+  killed: boolean;
+  /** Its last line about resources (evkv) or nothing. */
+  note: string;
+}
+
+function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+function errorText(e: Record<string, number>): string {
+  const parts = Object.entries(e).map(([k, v]) => `${k} ${v}`);
+  return parts.length === 0 ? "none" : parts.join(", ");
+}
+
+/** The markdown report of a suite run. */
+export function renderReport(
+  rows: RunRow[],
+  exits: Exit[],
+  failures: string[],
+  meta: { stamp: string; seconds: number; svgName: string; totalS: number; load: number[] },
+): string {
+  const cpu = cpuModel();
+  const out: string[] = [];
+  out.push(`# evkv benchmark, ${meta.stamp}`);
+  out.push("");
+  out.push(
+    `Machine: ${navigator.hardwareConcurrency} cores${cpu ? ` (${cpu})` : ""}, ${Deno.build.os} ` +
+      `${Deno.build.arch}, Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); load average at ` +
+      `start ${meta.load.map((l) => l.toFixed(2)).join(" ")}.`,
+  );
+  out.push("");
+  out.push(
+    `Workload: Get:Put ${WORKLOAD.ratio.get}:${WORKLOAD.ratio.put}, uniform over ` +
+      `${fmtInt(WORKLOAD.keys)} keys, ${WORKLOAD.valueSize}-byte values; the keyspace is filled ` +
+      `with pipelined Puts before every run. ${meta.seconds} s per run. The load generator ` +
+      `(\`kvclient bench\`) runs in ${LOADGEN_THREADS} worker threads of the suite's process ` +
+      `(one for a single connection) on the same machine, so it competes with the server for ` +
+      `the ${navigator.hardwareConcurrency} cores. Latency is from writing a request to ` +
+      `reading its reply, in an HDR histogram.`,
+  );
+  out.push("");
+  out.push("Servers, each a subprocess on a free loopback port, stopped with SIGTERM:");
+  out.push("");
+  for (const t of TARGETS) {
+    out.push(
+      `- \`${t.name}\`: \`deno run --unstable-net --allow-net --allow-read ${t.script} ` +
+        `--port 0 ${t.args.join(" ")}\` (${t.threads})`,
+    );
+  }
+  out.push("");
+  out.push(
+    "`echo/*` is a raw TCP echo server in Deno (read, write back, nothing parsed): the " +
+      "ceiling of what the runtime moves over the same connections; the better of its two " +
+      "thread counts is the ceiling below. It answers every request with the request's own " +
+      "bytes, so its replies to Gets are shorter than evkv's (no value).",
+  );
+  out.push("");
+  out.push("## Results");
+  out.push("");
+  out.push(
+    "| scenario | server | ops/s | MB/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |",
+  );
+  out.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+  for (const r of rows) {
+    const l = r.result.latencyMs;
+    out.push(
+      `| ${r.scenario.name} | ${r.target.name} | ${fmtInt(r.result.opsPerSec)} | ` +
+        `${r.result.mbPerSec.toFixed(2)} | ${l.p50.toFixed(3)} | ${l.p90.toFixed(3)} | ` +
+        `${l.p99.toFixed(3)} | ${l.p999.toFixed(3)} | ${l.max.toFixed(3)} | ` +
+        `${errorText({ ...r.result.errors, ...r.result.fill.errors })} |`,
+    );
+  }
+  out.push("");
+  out.push("## Against the raw echo ceiling");
+  out.push("");
+  out.push(
+    "For each scenario, the evkv mode with the most ops/s, as a fraction of what the best " +
+      "echo server did on the same connections.",
+  );
+  out.push("");
+  out.push(
+    "| scenario | best evkv mode | evkv ops/s | ceiling | echo ops/s | ratio | evkv p99 ms | " +
+      "echo p99 ms |",
+  );
+  out.push("|---|---|---:|---|---:|---:|---:|---:|");
+  for (const c of ceilingRatios(rows)) {
+    out.push(
+      `| ${c.scenario} | ${c.best} | ${fmtInt(c.evkvOps)} | ${c.echo} | ${fmtInt(c.echoOps)} | ` +
+        `${(c.ratio * 100).toFixed(0)}% (${c.ratio.toFixed(2)}x) | ${c.evkvP99.toFixed(3)} | ` +
+        `${c.echoP99.toFixed(3)} |`,
+    );
+  }
+  out.push("");
+  out.push(`![ops/s and p99 per scenario](${meta.svgName})`);
+  out.push("");
+  out.push("## Server exits");
+  out.push("");
+  for (const e of exits) {
+    out.push(
+      `- \`${e.target.name}\`: exit ${e.code}${
+        e.killed ? " (killed after the SIGTERM timeout)" : ""
+      }` +
+        `${e.note ? `; ${e.note}` : ""}`,
+    );
+  }
+  if (failures.length > 0) {
+    out.push("");
+    out.push("## Runs that failed");
+    out.push("");
+    for (const f of failures) out.push(`- ${f}`);
+  }
+  out.push("");
+  out.push(`Suite time: ${meta.totalS.toFixed(0)} s.`);
+  out.push("");
+  return out.join("\n");
+}
+
+/** Each scenario's best evkv mode against the echo run of the same scenario. */
+export function ceilingRatios(rows: RunRow[]): {
+  scenario: string;
+  best: string;
+  echo: string;
+  evkvOps: number;
+  echoOps: number;
+  ratio: number;
+  evkvP99: number;
+  echoP99: number;
+}[] {
+  const out = [];
+  for (const s of SCENARIOS) {
+    const mine = rows.filter((r) => r.scenario === s);
+    const echoes = mine.filter((r) => r.target.echo);
+    const evkv = mine.filter((r) => !r.target.echo);
+    if (echoes.length === 0 || evkv.length === 0) continue;
+    const top = (a: RunRow, b: RunRow) => (b.result.opsPerSec > a.result.opsPerSec ? b : a);
+    const best = evkv.reduce(top);
+    const echo = echoes.reduce(top);
+    out.push({
+      scenario: s.name,
+      best: best.target.name,
+      echo: echo.target.name,
+      evkvOps: best.result.opsPerSec,
+      echoOps: echo.result.opsPerSec,
+      ratio: echo.result.opsPerSec > 0 ? best.result.opsPerSec / echo.result.opsPerSec : 0,
+      evkvP99: best.result.latencyMs.p99,
+      echoP99: echo.result.latencyMs.p99,
+    });
+  }
+  return out;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function cpuModel(): string {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(Deno.readTextFileSync("/proc/cpuinfo"));
+    return m ? m[1].trim() : "";
+  } catch {
+    return "";
+  }
+}
+
+/** `2025-01-31-1405` (UTC): sorts by time, one file per run. */
+function stampNow(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}-` +
+    `${p(d.getUTCHours())}${p(d.getUTCMinutes())}`;
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      quick: { type: "boolean" },
+      seconds: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "Usage: deno run -A bench/run.ts [--quick] [--seconds N] [--out DIR]\n\n" +
+        "  --quick      1 s per run: a smoke test of the whole suite\n" +
+        "  --seconds N  seconds per run (default 4)\n" +
+        "  --out DIR    where the report goes (default bench/results)",
+    );
+    return 0;
+  }
+  const seconds = values.seconds !== undefined ? Number(values.seconds) : values.quick ? 1 : 4;
+  if (!(seconds > 0 && seconds <= 60)) {
+    console.error(`--seconds must be over 0 and at most 60, got "${values.seconds}"`);
+    return 2;
+  }
+  const outDir = values.out ?? new URL("results/", import.meta.url).pathname;
+  const began = performance.now();
+  const load = Deno.loadavg();
+  if (load[0] > navigator.hardwareConcurrency / 2) {
+    console.error(
+      `Note: load average is ${load[0].toFixed(2)} on ${navigator.hardwareConcurrency} cores; ` +
+        "other work will skew the numbers.",
+    );
+  }
+  const rows: RunRow[] = [];
+  const exits: Exit[] = [];
+  const failures: string[] = [];
+  for (const target of TARGETS) {
+    let server: Running;
+    try {
+      server = await start(target);
+    } catch (err) {
+      failures.push(`${target.name}: did not start: ${message(err)}`);
+      console.error(failures.at(-1));
+      continue;
+    }
+    console.error(`${target.name}: listening on ${server.port}`);
+    const bench = (connections: number, pipeline: number, durationS: number) =>
+      runBench({
+        port: server.port,
+        connections,
+        pipeline,
+        durationS,
+        threads: LOADGEN_THREADS,
+        ...WORKLOAD,
+      });
+    try {
+      // Warm the JIT on both sides so the first scenario does not pay for it.
+      await bench(8, 8, Math.min(0.5, seconds / 2));
+    } catch (err) {
+      console.error(`  warm-up failed: ${message(err)}`);
+    }
+    for (const scenario of SCENARIOS) {
+      let result: BenchResult;
+      try {
+        result = await bench(scenario.connections, scenario.pipeline, seconds);
+      } catch (err) {
+        // One broken run must not cost the others: record it and go on.
+        failures.push(`${scenario.name} on ${target.name}: ${message(err)}`);
+        console.error(`  ${failures.at(-1)}`);
+        continue;
+      }
+      rows.push({ scenario, target, result });
+      const l = result.latencyMs;
+      console.error(
+        `  ${scenario.name.padEnd(30)} ${fmtInt(result.opsPerSec).padStart(9)} ops/s  ` +
+          `p50 ${l.p50.toFixed(3)}  p99 ${l.p99.toFixed(3)}  max ${l.max.toFixed(3)} ms  ` +
+          `errors: ${errorText({ ...result.errors, ...result.fill.errors })}`,
+      );
+    }
+    const e = await stop(server);
+    const note = target.echo
+      ? ""
+      : (e.output.match(/^evkv: (stopped cleanly.*|resources not released.*)$/m)?.[1] ?? "");
+    exits.push({ target, code: e.code, killed: e.killed, note });
+  }
+  const totalS = (performance.now() - began) / 1000;
+  // Runs go server by server; tables and chart read better scenario by scenario.
+  const order = (r: RunRow) => SCENARIOS.indexOf(r.scenario) * 100 + TARGETS.indexOf(r.target);
+  rows.sort((a, b) => order(a) - order(b));
+  const stamp = stampNow(new Date());
+  await Deno.mkdir(outDir, { recursive: true });
+  const base = `${outDir.replace(/\/$/, "")}/${stamp}`;
+  const chart: ChartRow[] = rows.map((r) => ({
+    scenario: r.scenario.name,
+    target: r.target.name,
+    opsPerSec: r.result.opsPerSec,
+    p99Ms: r.result.latencyMs.p99,
+  }));
+  await Deno.writeTextFile(
+    `${base}.svg`,
+    renderChart(chart, `evkv benchmark ${stamp} (${seconds} s per run)`),
+  );
+  const md = renderReport(rows, exits, failures, {
+    stamp,
+    seconds,
+    svgName: `${stamp}.svg`,
+    totalS,
+    load,
+  });
+  await Deno.writeTextFile(`${base}.md`, md);
+  console.log(md);
+  console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);
+  const bad = failures.length > 0 || exits.some((e) => e.code !== 0 || e.killed) ||
+    rows.some((r) => r.result.ops === 0 || Object.keys(r.result.errors).length > 0);
+  return bad ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
