@@ -20,6 +20,7 @@ import {
   FRAME_OVERHEAD,
   HEADER_SIZE,
   KvMethod,
+  REPLY_SLACK,
   Status,
   statusName,
   TRAILER_SIZE,
@@ -733,7 +734,8 @@ export class Client implements AsyncDisposable {
         if (n === null) break;
         end += n;
         for (;;) {
-          const len = checkFrame(buf, start, end, this.#maxBody);
+          // A reply may carry a value right at the limit plus its framing.
+          const len = checkFrame(buf, start, end, this.#maxBody + REPLY_SLACK);
           if (len === NEED_MORE) break;
           if (len === BAD_PREAMBLE) {
             throw new ProtocolError("Reply does not start with the EVKV magic and version 1");
@@ -741,7 +743,9 @@ export class Client implements AsyncDisposable {
           if (len === BODY_TOO_LARGE) {
             const bodyLen = readU32(buf, start + HeaderOffset.bodyLen);
             throw new ProtocolError(
-              `Reply body of ${bodyLen} bytes is over the ${this.#maxBody}-byte limit`,
+              `Reply body of ${bodyLen} bytes is over the ${
+                this.#maxBody + REPLY_SLACK
+              }-byte reply limit`,
             );
           }
           this.#onFrame(buf, start, len);

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { KvMethod, Status } from "../protocol/constants.ts";
+import { KvInternalMethod, KvMethod, Status } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
 import type { evkv } from "../protocol/messages.ts";
 import { defineService, method, ServiceError } from "../server/service.ts";
@@ -153,6 +153,32 @@ const kvService = defineService<ShardStore>({
         return { entries: r.entries as ScanEntry[], more: r.more };
       },
       merge: (parts, req, maxBody) => mergeScan(parts, req, scanBudget(maxBody)),
+    }),
+    [KvInternalMethod.PutIf]: method<evkv.v1.IPutIfRequest, evkv.v1.IPutIfReply, ShardStore>({
+      name: "PutIf",
+      request: pb.PutIfRequest,
+      reply: pb.PutIfReply,
+      route: keyShard,
+      internal: true,
+      handler(req, ctx: Ctx) {
+        const key = req.key ?? new Uint8Array(0);
+        checkKey("PutIf", key);
+        const present = ctx.state.get(key) !== undefined;
+        if ((req.onlyIfAbsent && present) || (req.onlyIfPresent && !present)) {
+          return { written: false, replaced: false };
+        }
+        const replaced = ctx.state.put(key, req.value ?? new Uint8Array(0), req.ttlMs ?? 0);
+        return { written: true, replaced };
+      },
+    }),
+    [KvInternalMethod.Count]: method<evkv.v1.ICountRequest, evkv.v1.ICountReply, ShardStore>({
+      name: "Count",
+      request: pb.CountRequest,
+      reply: pb.CountReply,
+      route: "all",
+      internal: true,
+      handler: (_req, ctx: Ctx) => ({ keys: ctx.state.size }),
+      merge: (parts) => ({ keys: parts.reduce((n, p) => n + Number(p.keys ?? 0), 0) }),
     }),
     [KvMethod.Stats]: method<evkv.v1.IStatsRequest, evkv.v1.IStatsReply, ShardStore>({
       name: "Stats",

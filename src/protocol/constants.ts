@@ -17,6 +17,14 @@ export const TRAILER_SIZE = 4;
 export const FRAME_OVERHEAD = HEADER_SIZE + TRAILER_SIZE;
 /** Default limit on `body_len`, 4 MiB, as the spec states. */
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
+/**
+ * How far a reply body may exceed the request body limit. A Put of a value
+ * right at the limit is legal, and the reply that returns it (a Get, or a
+ * Scan entry) wraps it in its key and a few bytes of protobuf framing; 4 KiB
+ * covers the longest key (1 KiB) and the framing. Clients accept replies up
+ * to their limit plus this.
+ */
+export const REPLY_SLACK = 4096;
 
 /**
  * Bits of the header's `flags` byte.
@@ -100,4 +108,21 @@ export const KvMethod = {
   Delete: 4,
   Scan: 5,
   Stats: 6,
+} as const;
+
+/**
+ * Internal methods of the KV service: not part of wire v1 (the native port
+ * answers UNKNOWN_METHOD), used by the RESP front door.
+ *
+ * @example
+ * ```ts
+ * import { KvInternalMethod } from "@evkv/evkv";
+ * console.log(KvInternalMethod.Count.toString(16)); // "8002"
+ * ```
+ */
+export const KvInternalMethod = {
+  /** Put only if absent or present (SET NX / XX). */
+  PutIf: 0x8001,
+  /** Number of keys (DBSIZE). */
+  Count: 0x8002,
 } as const;

@@ -25,8 +25,9 @@ export async function main(args: string[]): Promise<number> {
   const server = await serve(flags.options);
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
+  const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;
   console.log(
-    `evkv listening on ${server.addr.hostname}:${server.addr.port} ` +
+    `evkv listening on ${server.addr.hostname}:${server.addr.port}${resp} ` +
       `(pid ${Deno.pid}, mode ${mode}, accept ${o.accept ?? "reuseport"}, ` +
       `io workers ${ioThreads}, task workers ${taskThreads})`,
   );

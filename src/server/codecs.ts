@@ -6,11 +6,14 @@
  */
 import type { Codec } from "./codec.ts";
 import { nativeCodec } from "./native_codec.ts";
+import { respCodec } from "../resp/codec.ts";
 
 /** Codecs by name. */
 export const CODECS = {
   /** evkv wire v1. */
   native: nativeCodec,
+  /** Redis's RESP2. */
+  resp: respCodec,
 } as const satisfies Record<string, Codec>;
 
 /** A codec's name. */

@@ -12,6 +12,7 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
 
   --host ADDR          address to listen on (default 127.0.0.1; 0.0.0.0 exposes it)
   --port N             TCP port (default 7379; 0 picks a free one)
+  --resp-port N        also serve the Redis protocol (RESP2) here (default: off)
   --io-threads N       IO workers (default: number of cores)
   --workers N          task workers in pool mode (default: number of cores)
   --mode pool|inline   pool: handlers run in task workers (default);
@@ -117,6 +118,7 @@ export function parseServeFlags(args: string[]): ServeFlags {
     options: {
       host: { type: "string" },
       port: { type: "string" },
+      "resp-port": { type: "string" },
       "io-threads": { type: "string" },
       workers: { type: "string" },
       mode: { type: "string" },
@@ -143,6 +145,7 @@ export function parseServeFlags(args: string[]): ServeFlags {
     options: {
       host: values.host,
       port: int("port", values.port, 0),
+      respPort: int("resp-port", values["resp-port"], 0),
       ioThreads: int("io-threads", values["io-threads"], 1),
       workers: int("workers", values.workers, 1),
       mode: oneOf("mode", values.mode, ["pool", "inline"] as const),

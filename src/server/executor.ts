@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status, STATUS_NAMES } from "../protocol/constants.ts";
+import {
+  Flags,
+  FRAME_OVERHEAD,
+  HEADER_SIZE,
+  REPLY_SLACK,
+  Status,
+  STATUS_NAMES,
+} from "../protocol/constants.ts";
 import { crc32 } from "../protocol/crc32.ts";
 import { writeHeader, writeU32 } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
@@ -150,10 +157,12 @@ export class Executor<State> {
     } catch (e) {
       return errorOutcome(Status.INTERNAL, `Encode ${m.name} reply: ${message(e)}`);
     }
-    if (body.length > this.#maxBody) {
+    if (body.length > this.#maxBody + REPLY_SLACK) {
       return errorOutcome(
         Status.INTERNAL,
-        `Encode ${m.name} reply: ${body.length} bytes is over the ${this.#maxBody}-byte body limit`,
+        `Encode ${m.name} reply: ${body.length} bytes is over the ${
+          this.#maxBody + REPLY_SLACK
+        }-byte reply limit`,
       );
     }
     return { status: Status.OK, body };

@@ -29,11 +29,11 @@ import {
   wake,
   wakeWord,
 } from "./topology.ts";
-import { StreamTransport, type Transport } from "./transport.ts";
+import { type ProxyMessage, ProxyTransport, type Transport } from "./transport.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
 const scope = globalThis as unknown as {
-  postMessage(message: unknown): void;
+  postMessage(message: unknown, transfer?: Transferable[]): void;
   onmessage: ((e: MessageEvent) => void) | null;
 };
 
@@ -68,14 +68,14 @@ export interface IoWorkerInit {
 /** Messages the main thread sends after start. */
 export type IoWorkerCommand =
   | {
+    /** A socket the main thread accepted and keeps (`--accept main`). */
     type: "conn";
-    /** The main thread's id for it, reported back when it closes. */
+    /** The main thread's id for it, in every message about it. */
     id: number;
     codec: CodecName;
-    readable: ReadableStream<Uint8Array>;
-    writable: WritableStream<Uint8Array>;
     remote: string;
   }
+  | Extract<ProxyMessage, { type: "sock-data" | "sock-written" }>
   | { type: "drain"; timeoutMs: number }
   | { type: "shard-died"; shard: number }
   | { type: "stop" };
@@ -371,6 +371,8 @@ class IoWorker implements ConnectionOwner {
 }
 
 let worker: IoWorker | null = null;
+/** Sockets kept by the main thread, by its id. */
+const proxied = new Map<number, ProxyTransport>();
 
 scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   const msg = e.data;
@@ -387,16 +389,20 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   switch (msg.type) {
     case "conn": {
       const id = msg.id;
-      // The main thread owns the socket and closes it if this worker dies:
-      // tell it when this one is done.
-      const transport = new StreamTransport(
-        msg.readable,
-        msg.writable,
-        () => scope.postMessage({ type: "conn-closed", id }),
-      );
+      const transport = new ProxyTransport(id, (m, transfer) => {
+        if (m.type === "sock-close") proxied.delete(id);
+        scope.postMessage(m, transfer);
+      });
+      proxied.set(id, transport);
       worker.adopt(transport, msg.remote, msg.codec);
       break;
     }
+    case "sock-data":
+      proxied.get(msg.id)?.received(msg.bytes);
+      break;
+    case "sock-written":
+      proxied.get(msg.id)?.written(msg.ok);
+      break;
     case "drain":
       worker.drain(msg.timeoutMs);
       break;

@@ -20,6 +20,8 @@ import {
 } from "../stats/resources.ts";
 import type { IoWorkerInit } from "./io_worker.ts";
 import { WorkerHandle } from "./supervisor.ts";
+import { SocketProxy } from "./main_accept.ts";
+import type { CodecName } from "./codecs.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import {
@@ -61,6 +63,11 @@ export interface ServeOptions {
   ringBytes?: number;
   /** How long a drain may take before connections are closed. Default 5000 ms. */
   drainTimeoutMs?: number;
+  /**
+   * Also serve the Redis protocol (RESP2) on this port, on the same workers
+   * and store. Off when absent; 0 picks a free port.
+   */
+  respPort?: number;
   /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
 }
@@ -80,7 +87,12 @@ export interface ShutdownReport {
 /** A running server. */
 export interface Server {
   /** Where it listens. */
-  readonly addr: { hostname: string; port: number };
+  readonly addr: {
+    hostname: string;
+    port: number;
+    /** The RESP port, when `respPort` was given. */
+    respPort?: number;
+  };
   /** Thread layout. */
   readonly layout: Layout;
   /** Sums every thread's counters now. */
@@ -152,11 +164,18 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   );
   const ios: WorkerHandle[] = [];
   const generations: number[] = [];
-  let port = options.port ?? 7379;
-  let listener: Deno.Listener | null = null;
+  // One listening port per codec: wire v1 always, RESP when asked for.
+  const endpoints: { codec: CodecName; port: number }[] = [
+    { codec: "native", port: options.port ?? 7379 },
+  ];
+  if (options.respPort !== undefined) endpoints.push({ codec: "resp", port: options.respPort });
+  const listeners: { listener: Deno.Listener; codec: CodecName }[] = [];
   if (accept === "main") {
-    listener = Deno.listen({ hostname, port });
-    port = (listener.addr as Deno.NetAddr).port;
+    for (const e of endpoints) {
+      const listener = Deno.listen({ hostname, port: e.port });
+      e.port = (listener.addr as Deno.NetAddr).port;
+      listeners.push({ listener, codec: e.codec });
+    }
   }
   const ioInit = (index: number): IoWorkerInit => ({
     plan,
@@ -165,22 +184,23 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     maxBody,
     limits,
     generation: generations[index],
-    listen: accept === "reuseport" ? [{ hostname, port, codec: "native" }] : [],
+    listen: accept === "reuseport"
+      ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
+      : [],
   });
   for (let index = 0; index < layout.ioThreads; index++) {
     // The first IO worker binds first so that port 0 resolves to one port
     // that the others then join.
     generations.push(1);
     const { handle, ready } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index));
-    if (accept === "reuseport") port = ready.ports![0];
+    if (accept === "reuseport") endpoints.forEach((e, i) => e.port = ready.ports![i]);
     ios.push(handle);
   }
-  /** accept "main": sockets handed to each IO worker, by the main thread's id. */
-  const handedOver: Map<number, Deno.Conn>[] = ios.map(() => new Map());
-  const trackHandOver = (h: WorkerHandle, index: number) =>
-    h.on("conn-closed", (r) => handedOver[index].delete(r.id!));
-  ios.forEach(trackHandOver);
-  if (listener) acceptLoop(listener, ios, handedOver);
+  const port = endpoints[0].port;
+  const respPort = endpoints.find((e) => e.codec === "resp")?.port;
+  const proxy = new SocketProxy(ios);
+  ios.forEach((_, i) => proxy.attach(i));
+  for (const l of listeners) proxy.accept(l.listener, l.codec);
 
   let stopping = false;
   /**
@@ -213,15 +233,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     const orphanConnections = absorbDeadBlock(mainStats, new StatsBlock(statsMemory, dead));
     if (kind === "io") {
       Atomics.sub(control, Control.openConnections, orphanConnections);
-      // Sockets the main thread handed over outlive the worker: close them.
-      for (const conn of handedOver[index].values()) {
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
-      }
-      handedOver[index].clear();
+      // Sockets the main thread kept for it outlive the worker: close them.
+      proxy.closeAllOf(index);
     }
     if (stopping) return;
     if (kind === "task") {
@@ -232,7 +245,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       generations[index]++;
       const { handle } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index));
       ios[index] = handle;
-      trackHandOver(handle, index);
+      proxy.attach(index);
       supervise(handle, "io", index);
     }
   };
@@ -261,7 +274,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   let shutdown: Promise<ShutdownReport> | null = null;
   const doShutdown = async (): Promise<ShutdownReport> => {
-    listener?.close();
+    for (const l of listeners) l.listener.close();
     // A restart under way finishes first, so no worker is left half started.
     await Promise.all(restarts);
     stopping = true;
@@ -284,13 +297,14 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       return p;
     }));
     for (const h of [...tasks, ...ios]) h.stop();
+    proxy.closeAll();
     for (const r of rings) mainStats.free(Res.ring, r.byteLength);
     const final = snapshot(statsMemory);
     return { final, dump: dump(), leaks: leakedKinds(final), forced };
   };
 
   return {
-    addr: { hostname, port },
+    addr: { hostname, port, respPort },
     layout,
     stats: () => snapshot(statsMemory),
     dump,
@@ -334,50 +348,4 @@ function absorbDeadBlock(into: StatsBlock, dead: StatsBlock): number {
   });
   dead.reset();
   return connections;
-}
-
-/** `accept: "main"`: hands each connection's streams to live IO workers in turn. */
-async function acceptLoop(
-  listener: Deno.Listener,
-  ios: WorkerHandle[],
-  handedOver: Map<number, Deno.Conn>[],
-): Promise<void> {
-  let next = 0;
-  let nextId = 1;
-  try {
-    for await (const conn of listener) {
-      try {
-        (conn as Deno.TcpConn).setNoDelay(true);
-      } catch {
-        // Not fatal: only latency suffers.
-      }
-      const addr = conn.remoteAddr as Deno.NetAddr;
-      const { readable, writable } = conn;
-      let target = ios[next];
-      for (let i = 0; i < ios.length && !target.alive; i++) {
-        next = (next + 1) % ios.length;
-        target = ios[next];
-      }
-      if (!target.alive) {
-        conn.close();
-        continue;
-      }
-      const id = nextId++;
-      handedOver[next].set(id, conn);
-      target.post(
-        {
-          type: "conn",
-          id,
-          codec: "native",
-          readable,
-          writable,
-          remote: `${addr.hostname}:${addr.port}`,
-        },
-        [readable, writable],
-      );
-      next = (next + 1) % ios.length;
-    }
-  } catch {
-    // Closed for shutdown.
-  }
 }

@@ -14,8 +14,6 @@ export interface WorkerReply {
   ports?: number[];
   /** With `drained`: the drain timed out. */
   forced?: boolean;
-  /** With `conn-closed`: the main thread's id of a handed-over connection. */
-  id?: number;
 }
 
 /** A supervised worker. */
@@ -25,13 +23,13 @@ export class WorkerHandle {
   /** False once it died or was stopped. */
   alive = true;
   readonly #waiters = new Map<string, ((r: WorkerReply | null) => void)[]>();
-  readonly #listeners = new Map<string, (r: WorkerReply) => void>();
+  readonly #listeners = new Map<string, (message: never) => void>();
   #onDeath: (reason: string) => void = () => {};
 
   private constructor(worker: Worker) {
     this.worker = worker;
     worker.onmessage = (e: MessageEvent<WorkerReply>) => {
-      this.#listeners.get(e.data.type)?.(e.data);
+      this.#listeners.get(e.data.type)?.(e.data as never);
       const list = this.#waiters.get(e.data.type);
       list?.shift()?.(e.data);
     };
@@ -60,8 +58,8 @@ export class WorkerHandle {
   }
 
   /** Calls `fn` for every message of `type` from now on. */
-  on(type: string, fn: (r: WorkerReply) => void): void {
-    this.#listeners.set(type, fn);
+  on<T extends { type: string }>(type: T["type"], fn: (message: T) => void): void {
+    this.#listeners.set(type, fn as (message: never) => void);
   }
 
   /** Calls `fn` once if the worker dies from now on. */

@@ -833,5 +833,237 @@ export namespace evkv {
              */
             public static getTypeUrl(typeUrlPrefix?: string): string;
         }
+
+        /** Properties of a PutIfRequest. */
+        interface IPutIfRequest {
+
+            /** PutIfRequest key */
+            key?: (Uint8Array|null);
+
+            /** PutIfRequest value */
+            value?: (Uint8Array|null);
+
+            /** PutIfRequest ttlMs */
+            ttlMs?: (number|null);
+
+            /** PutIfRequest onlyIfAbsent */
+            onlyIfAbsent?: (boolean|null);
+
+            /** PutIfRequest onlyIfPresent */
+            onlyIfPresent?: (boolean|null);
+        }
+
+        /** Represents a PutIfRequest. */
+        class PutIfRequest implements IPutIfRequest {
+
+            /**
+             * Constructs a new PutIfRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.IPutIfRequest);
+
+            /** PutIfRequest key. */
+            public key: Uint8Array;
+
+            /** PutIfRequest value. */
+            public value: Uint8Array;
+
+            /** PutIfRequest ttlMs. */
+            public ttlMs: number;
+
+            /** PutIfRequest onlyIfAbsent. */
+            public onlyIfAbsent: boolean;
+
+            /** PutIfRequest onlyIfPresent. */
+            public onlyIfPresent: boolean;
+
+            /**
+             * Creates a new PutIfRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PutIfRequest instance
+             */
+            public static create(properties?: evkv.v1.IPutIfRequest): evkv.v1.PutIfRequest;
+
+            /**
+             * Encodes the specified PutIfRequest message. Does not implicitly {@link evkv.v1.PutIfRequest.verify|verify} messages.
+             * @param message PutIfRequest message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.IPutIfRequest, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PutIfRequest message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns PutIfRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.PutIfRequest;
+
+            /**
+             * Gets the default type url for PutIfRequest
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
+
+        /** Properties of a PutIfReply. */
+        interface IPutIfReply {
+
+            /** PutIfReply written */
+            written?: (boolean|null);
+
+            /** PutIfReply replaced */
+            replaced?: (boolean|null);
+        }
+
+        /** Represents a PutIfReply. */
+        class PutIfReply implements IPutIfReply {
+
+            /**
+             * Constructs a new PutIfReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.IPutIfReply);
+
+            /** PutIfReply written. */
+            public written: boolean;
+
+            /** PutIfReply replaced. */
+            public replaced: boolean;
+
+            /**
+             * Creates a new PutIfReply instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns PutIfReply instance
+             */
+            public static create(properties?: evkv.v1.IPutIfReply): evkv.v1.PutIfReply;
+
+            /**
+             * Encodes the specified PutIfReply message. Does not implicitly {@link evkv.v1.PutIfReply.verify|verify} messages.
+             * @param message PutIfReply message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.IPutIfReply, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a PutIfReply message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns PutIfReply
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.PutIfReply;
+
+            /**
+             * Gets the default type url for PutIfReply
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
+
+        /** Properties of a CountRequest. */
+        interface ICountRequest {
+        }
+
+        /** Represents a CountRequest. */
+        class CountRequest implements ICountRequest {
+
+            /**
+             * Constructs a new CountRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.ICountRequest);
+
+            /**
+             * Creates a new CountRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns CountRequest instance
+             */
+            public static create(properties?: evkv.v1.ICountRequest): evkv.v1.CountRequest;
+
+            /**
+             * Encodes the specified CountRequest message. Does not implicitly {@link evkv.v1.CountRequest.verify|verify} messages.
+             * @param message CountRequest message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.ICountRequest, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a CountRequest message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns CountRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.CountRequest;
+
+            /**
+             * Gets the default type url for CountRequest
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
+
+        /** Properties of a CountReply. */
+        interface ICountReply {
+
+            /** CountReply keys */
+            keys?: (number|null);
+        }
+
+        /** Represents a CountReply. */
+        class CountReply implements ICountReply {
+
+            /**
+             * Constructs a new CountReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.ICountReply);
+
+            /** CountReply keys. */
+            public keys: (number);
+
+            /**
+             * Creates a new CountReply instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns CountReply instance
+             */
+            public static create(properties?: evkv.v1.ICountReply): evkv.v1.CountReply;
+
+            /**
+             * Encodes the specified CountReply message. Does not implicitly {@link evkv.v1.CountReply.verify|verify} messages.
+             * @param message CountReply message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.ICountReply, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes a CountReply message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns CountReply
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.CountReply;
+
+            /**
+             * Gets the default type url for CountReply
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
     }
 }

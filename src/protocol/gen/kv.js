@@ -890,6 +890,249 @@ export const evkv = $root.evkv = (() => {
             return StatsReply;
         })();
 
+        v1.PutIfRequest = (function() {
+
+            function PutIfRequest(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            PutIfRequest.prototype.key = $util.newBuffer([]);
+            PutIfRequest.prototype.value = $util.newBuffer([]);
+            PutIfRequest.prototype.ttlMs = 0;
+            PutIfRequest.prototype.onlyIfAbsent = false;
+            PutIfRequest.prototype.onlyIfPresent = false;
+
+            PutIfRequest.create = function create(properties) {
+                return new PutIfRequest(properties);
+            };
+
+            PutIfRequest.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                if (m.key != null && Object.hasOwnProperty.call(m, "key"))
+                    w.uint32(10).bytes(m.key);
+                if (m.value != null && Object.hasOwnProperty.call(m, "value"))
+                    w.uint32(18).bytes(m.value);
+                if (m.ttlMs != null && Object.hasOwnProperty.call(m, "ttlMs"))
+                    w.uint32(24).uint32(m.ttlMs);
+                if (m.onlyIfAbsent != null && Object.hasOwnProperty.call(m, "onlyIfAbsent"))
+                    w.uint32(32).bool(m.onlyIfAbsent);
+                if (m.onlyIfPresent != null && Object.hasOwnProperty.call(m, "onlyIfPresent"))
+                    w.uint32(40).bool(m.onlyIfPresent);
+                return w;
+            };
+
+            PutIfRequest.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.PutIfRequest();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    case 1: {
+                            m.key = r.bytes();
+                            break;
+                        }
+                    case 2: {
+                            m.value = r.bytes();
+                            break;
+                        }
+                    case 3: {
+                            m.ttlMs = r.uint32();
+                            break;
+                        }
+                    case 4: {
+                            m.onlyIfAbsent = r.bool();
+                            break;
+                        }
+                    case 5: {
+                            m.onlyIfPresent = r.bool();
+                            break;
+                        }
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            PutIfRequest.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.PutIfRequest";
+            };
+
+            return PutIfRequest;
+        })();
+
+        v1.PutIfReply = (function() {
+
+            function PutIfReply(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            PutIfReply.prototype.written = false;
+            PutIfReply.prototype.replaced = false;
+
+            PutIfReply.create = function create(properties) {
+                return new PutIfReply(properties);
+            };
+
+            PutIfReply.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                if (m.written != null && Object.hasOwnProperty.call(m, "written"))
+                    w.uint32(8).bool(m.written);
+                if (m.replaced != null && Object.hasOwnProperty.call(m, "replaced"))
+                    w.uint32(16).bool(m.replaced);
+                return w;
+            };
+
+            PutIfReply.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.PutIfReply();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    case 1: {
+                            m.written = r.bool();
+                            break;
+                        }
+                    case 2: {
+                            m.replaced = r.bool();
+                            break;
+                        }
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            PutIfReply.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.PutIfReply";
+            };
+
+            return PutIfReply;
+        })();
+
+        v1.CountRequest = (function() {
+
+            function CountRequest(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            CountRequest.create = function create(properties) {
+                return new CountRequest(properties);
+            };
+
+            CountRequest.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                return w;
+            };
+
+            CountRequest.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.CountRequest();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            CountRequest.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.CountRequest";
+            };
+
+            return CountRequest;
+        })();
+
+        v1.CountReply = (function() {
+
+            function CountReply(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            CountReply.prototype.keys = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            CountReply.create = function create(properties) {
+                return new CountReply(properties);
+            };
+
+            CountReply.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                if (m.keys != null && Object.hasOwnProperty.call(m, "keys"))
+                    w.uint32(8).uint64(m.keys);
+                return w;
+            };
+
+            CountReply.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.CountReply();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    case 1: {
+                            m.keys = r.uint64();
+                            break;
+                        }
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            CountReply.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.CountReply";
+            };
+
+            return CountReply;
+        })();
+
         return v1;
     })();
 
