@@ -64,6 +64,39 @@ Deno.test("a client that never reads cannot grow the server's memory past its ou
   );
 });
 
+Deno.test("a client pipelining big values pauses itself instead of filling a ring others share", async () => {
+  // 64 KiB bodies make 1 MiB rings; each connection may keep 256 KiB in them.
+  await withServer(
+    { mode: "pool", ioThreads: 1, workers: 1, maxBody: 64 * 1024 },
+    async (server) => {
+      const value = new Uint8Array(60 * 1024).fill(1);
+      const heavy = await Promise.all(
+        [1, 2].map(() => connect({ port: server.addr.port, timeoutMs: 20_000 })),
+      );
+      await using light = await connect({ port: server.addr.port, timeoutMs: 20_000 });
+      let lightCalls = 0;
+      const flood = Promise.all(
+        heavy.map((kv, c) =>
+          Promise.all(Array.from({ length: 120 }, (_, i) => kv.put(`big-${c}-${i}`, value)))
+        ),
+      );
+      let done = false;
+      flood.then(() => done = true, () => done = true);
+      for (let i = 0; i < 2000 && !done; i++) {
+        await light.put(`small-${i}`, "x"); // rejects on OVERLOADED
+        lightCalls++;
+      }
+      const results = await flood;
+      assert.ok(results.flat().every((replaced) => replaced === false), "every big Put succeeded");
+      assert.ok(lightCalls > 0);
+      const snap = server.stats();
+      assert.equal(snap.counters["errors.OVERLOADED"], 0);
+      assert.ok(snap.counters.reads_paused > 0, "the heavy clients were paused");
+      for (const kv of heavy) await kv.close();
+    },
+  );
+});
+
 Deno.test("a connection pipelining a flood is served in turns, and a neighbour is not starved", async () => {
   await withServer(
     { mode: "inline", ioThreads: 1, service: ECHO_SERVICE, limits: { framesPerTurn: 4 } },

@@ -25,6 +25,9 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --drain-timeout MS   how long a shutdown waits for requests in flight (default 5000)
   --max-output SIZE    unwritten reply bytes per connection before reading pauses (default 8MiB)
   --max-inflight N     requests in flight per connection before parsing pauses (default 1024)
+  --max-conn-ring-bytes SIZE
+                       request bytes per connection waiting in task rings before
+                       parsing pauses (default: a quarter of a ring)
   --max-worker-inflight N
                        requests in flight per IO worker before parsing pauses (default 65536)
   --frames-per-turn N  frames taken from one connection before serving others (default 64)
@@ -128,6 +131,7 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "drain-timeout": { type: "string" },
       "max-output": { type: "string" },
       "max-inflight": { type: "string" },
+      "max-conn-ring-bytes": { type: "string" },
       "max-worker-inflight": { type: "string" },
       "frames-per-turn": { type: "string" },
       "idle-timeout": { type: "string" },
@@ -158,6 +162,9 @@ export function parseServeFlags(args: string[]): ServeFlags {
           ? undefined
           : parseSize(values["max-output"]),
         maxInflightPerConnection: int("max-inflight", values["max-inflight"], 1),
+        maxRingBytesPerConnection: values["max-conn-ring-bytes"] === undefined
+          ? undefined
+          : parseSize(values["max-conn-ring-bytes"]),
         maxInflightPerWorker: int("max-worker-inflight", values["max-worker-inflight"], 1),
         framesPerTurn: int("frames-per-turn", values["frames-per-turn"], 1),
         idleTimeoutMs: int("idle-timeout", values["idle-timeout"], 0),

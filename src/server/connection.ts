@@ -49,6 +49,8 @@ export class Connection {
   readonly info: ConnectionInfo;
   /** Requests parsed and not yet answered (or dropped, for ONEWAY). */
   inflight = 0;
+  /** Request body bytes this connection has waiting in task rings. */
+  ringBytes = 0;
   /** True once queued for a flush in the current batch. */
   dirty = false;
   /** Set when nothing more will be read: close once replies are out. */
@@ -140,7 +142,8 @@ export class Connection {
   #mustWait(): boolean {
     const l = this.#owner.limits;
     return this.#outLen + this.#writingBytes >= l.maxOutputBytes ||
-      this.inflight >= l.maxInflightPerConnection || this.#owner.overloaded();
+      this.inflight >= l.maxInflightPerConnection ||
+      this.ringBytes >= l.maxRingBytesPerConnection || this.#owner.overloaded();
   }
 
   async #waitForRoom(): Promise<void> {
@@ -190,7 +193,10 @@ export class Connection {
           owner.stats.count(Counter.turns_yielded);
           return true;
         }
-        if (this.inflight >= limits.maxInflightPerConnection || owner.overloaded()) return true;
+        if (
+          this.inflight >= limits.maxInflightPerConnection ||
+          this.ringBytes >= limits.maxRingBytesPerConnection || owner.overloaded()
+        ) return true;
         const off = this.#start;
         this.#start += total;
         this.#packetBytes = total;

@@ -27,6 +27,8 @@ interface Owed {
   code: number;
   /** Fan-out id, or 0. */
   fanout: number;
+  /** Body bytes it put in the ring, counted against the connection until answered. */
+  bytes: number;
 }
 
 /** A call routed to every shard, waiting for each shard's part. */
@@ -260,8 +262,9 @@ export class Dispatcher implements CallSite {
     ring.commit();
     this.#touched.add(shard);
     if (wantReply) {
-      this.#owed[shard].push({ conn, sink, requestId, code, fanout });
+      this.#owed[shard].push({ conn, sink, requestId, code, fanout, bytes: body.length });
       this.#awaiting++;
+      conn.ringBytes += body.length;
     }
     return true;
   }
@@ -422,6 +425,7 @@ export class Dispatcher implements CallSite {
         const frame = ring.u8.subarray(off + REPLY_HEADER, off + REPLY_HEADER + frameLen);
         const head = owed.shift()!;
         this.#awaiting--;
+        head.conn.ringBytes -= head.bytes;
         if (head.fanout !== 0) {
           const status = readU32(frame, HeaderOffset.status);
           this.#part(head.fanout, status, frame.subarray(HEADER_SIZE, frameLen - 4), true);
@@ -451,6 +455,7 @@ export class Dispatcher implements CallSite {
     const owed = this.#owed[s];
     for (let head = owed.shift(); head; head = owed.shift()) {
       this.#awaiting--;
+      head.conn.ringBytes -= head.bytes;
       const name = this.service.methods[head.code]?.name ?? `method ${head.code}`;
       const outcome = errorOutcome(
         Status.INTERNAL,

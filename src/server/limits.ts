@@ -16,6 +16,13 @@ export interface Limits {
   maxOutputBytes: number;
   /** Requests a connection may have in flight before the server stops parsing its frames. */
   maxInflightPerConnection: number;
+  /**
+   * Request bytes a connection may have waiting in task rings before the
+   * server stops parsing its frames: one client pipelining big values
+   * pauses itself instead of filling a ring that others share (which would
+   * answer them OVERLOADED). 0 = a quarter of a ring.
+   */
+  maxRingBytesPerConnection: number;
   /** Requests an IO worker may have in flight before it stops parsing frames on every connection. */
   maxInflightPerWorker: number;
   /**
@@ -43,6 +50,9 @@ export interface Limits {
  * - `maxInflightPerConnection` 1024: far above any useful pipeline depth
  *   (the bench uses 16), low enough that one connection's burst cannot
  *   fill a task ring by itself.
+ * - `maxRingBytesPerConnection` a quarter of a ring (4 MiB with the
+ *   default 16 MiB rings): at least one largest frame always fits, and
+ *   four heavy connections cannot fill a ring that others share.
  * - `maxInflightPerWorker` 65536: bounds the replies one IO worker can owe
  *   (and the memory they may need) across all its connections.
  * - `framesPerTurn` 64: memcached uses 20 requests per event; 64 keeps the
@@ -64,6 +74,7 @@ export interface Limits {
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxOutputBytes: 2 * DEFAULT_MAX_BODY,
   maxInflightPerConnection: 1024,
+  maxRingBytesPerConnection: 0,
   maxInflightPerWorker: 65536,
   framesPerTurn: 64,
   idleTimeoutMs: 300_000,

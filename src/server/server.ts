@@ -143,11 +143,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const serviceUrl = String(options.service ?? new URL("../kv/service.ts", import.meta.url));
   const statsMemory = createStatsMemory(threadCount(layout));
   const mainStats = new StatsBlock(statsMemory, threadIndex(layout, "main"));
-  const plan: SharedPlan = createPlan(
-    layout,
-    ringBytesFor(maxBody, options.ringBytes ?? 1024 * 1024),
-    statsMemory,
-  );
+  const ringBytes = ringBytesFor(maxBody, options.ringBytes ?? 1024 * 1024);
+  const plan: SharedPlan = createPlan(layout, ringBytes, statsMemory);
+  if (limits.maxRingBytesPerConnection <= 0) limits.maxRingBytesPerConnection = ringBytes / 4;
   const rings = planRings(plan);
   for (const r of rings) mainStats.alloc(Res.ring, r.byteLength);
   const control = new Int32Array(plan.control);

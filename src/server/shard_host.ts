@@ -91,8 +91,6 @@ export class ShardHost<State> {
   async #drainRing(io: number, ring: Ring): Promise<number> {
     const stats = this.#stats;
     let n = 0;
-    let slots = 0;
-    let slotBytes = 0;
     let off: number;
     while (!this.mustStop() && (off = ring.next()) >= 0) {
       const w = off >>> 2;
@@ -105,32 +103,28 @@ export class ShardHost<State> {
       const generation = u32[w + Req.generation];
       const deadline = ring.f64[(off + Req.deadlineByte) >>> 3];
       const code = codeFlags & 0xffff;
-      // Slots are counted free when released, not when popped: if this
-      // thread dies in between, the producer discards them and counts them.
-      slots++;
-      slotBytes += Ring.recordSize(ring.payloadLength);
+      const slotBytes = Ring.recordSize(ring.payloadLength);
       stats.alloc(Res.task, bodyLen);
       const body = ring.u8.subarray(off + REQUEST_HEADER, off + REQUEST_HEADER + bodyLen);
       this.#caller.receiveBytes = u32[w + Req.receiveBytes];
       this.#caller.taskBytes = bodyLen;
-      this.#caller.ringSlotBytes = Ring.recordSize(ring.payloadLength);
+      this.#caller.ringSlotBytes = slotBytes;
       let outcome = this.#exec.execute(code, body, deadline, this.#caller);
       if (outcome instanceof Promise) outcome = await outcome;
+      // The handler is done with the record's bytes: hand its space back
+      // before the reply can tell the IO worker that the request is done,
+      // so that the IO worker never sees room that is not there yet. Slots
+      // are counted free here, on release, not when popped: if this thread
+      // dies in between, the producer discards them and counts them.
+      ring.release();
+      stats.free(Res.ring_slot, slotBytes);
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
         this.#reply(io, conn, fanout, generation, code, requestId, outcome);
       }
-      // Hand space back as we go, so a producer facing a full ring waits
-      // for one batch, not for the whole drain.
-      if ((++n & 63) === 0) {
-        ring.release();
-        stats.freeMany(Res.ring_slot, slots, slotBytes);
-        slots = slotBytes = 0;
-      }
+      n++;
     }
-    ring.release();
-    stats.freeMany(Res.ring_slot, slots, slotBytes);
     return n;
   }
 
