@@ -6,14 +6,17 @@
  * @module
  */
 
+/** End of the field found by the last findBytesField (start is returned). */
+let foundEnd = 0;
+
 /**
- * The bytes of field `field` (wire type 2) in a protobuf message, as
- * [start, end) offsets packed in a number pair, or null when absent. Only
- * what is needed to skip other fields is parsed.
+ * Start of the bytes of field `field` (wire type 2) in a protobuf message,
+ * or -1 when absent; the end is left in `foundEnd` (no allocation on the
+ * per-request path). Only what is needed to skip other fields is parsed.
  */
-function findBytesField(body: Uint8Array, field: number): [number, number] | null {
+function findBytesField(body: Uint8Array, field: number): number {
   let i = 0;
-  let found: [number, number] | null = null;
+  let found = -1;
   while (i < body.length) {
     let tag = 0;
     let shift = 0;
@@ -42,7 +45,10 @@ function findBytesField(body: Uint8Array, field: number): [number, number] | nul
         shift += 7;
       } while (b & 0x80 && shift < 35);
       // proto3: the last occurrence of a field wins.
-      if (num === field) found = [i, Math.min(i + len, body.length)];
+      if (num === field) {
+        found = i;
+        foundEnd = Math.min(i + len, body.length);
+      }
       i += len;
     } else {
       return found; // groups or garbage: the handler will reject the body
@@ -64,9 +70,9 @@ function findBytesField(body: Uint8Array, field: number): [number, number] | nul
  */
 export function keyShard(body: Uint8Array, shards: number): number {
   if (shards === 1) return 0;
-  const at = findBytesField(body, 1);
-  if (!at) return 0;
-  return hashBytes(body, at[0], at[1]) % shards;
+  const start = findBytesField(body, 1);
+  if (start < 0) return 0;
+  return hashBytes(body, start, foundEnd) % shards;
 }
 
 /**

@@ -8,7 +8,7 @@
  * @module
  */
 import { FRAME_OVERHEAD, HEADER_SIZE, MAGIC, VERSION } from "./constants.ts";
-import { crc32 } from "./crc32.ts";
+import { crc32, crc32Of } from "./crc32.ts";
 
 /** Byte offsets of the header fields. */
 export const HeaderOffset = {
@@ -220,8 +220,8 @@ export function decodeHeader(buf: Uint8Array, off: number): FrameHeader {
  * ```
  */
 export function crcMatches(buf: Uint8Array, off: number, total: number): boolean {
+  const bodyStart = off + HEADER_SIZE;
   const bodyEnd = off + total - 4;
-  const body = buf.subarray(off + HEADER_SIZE, bodyEnd);
   const want = readU32(buf, bodyEnd);
-  return (body.length === 0 ? 0 : crc32(body)) === want;
+  return (bodyEnd === bodyStart ? 0 : crc32Of(buf, bodyStart, bodyEnd)) === want;
 }

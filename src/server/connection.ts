@@ -129,6 +129,7 @@ export class Connection {
         this.#end += n;
         this.readAt = Date.now();
         stats.count(Counter.bytes_in, n);
+        stats.count(Counter.socket_reads);
       }
     } catch {
       // A reset or a read on a closed socket ends the connection; the
@@ -330,6 +331,7 @@ export class Connection {
         let off = 0;
         while (off < len) {
           off += await this.#transport.write(buf.subarray(off, len));
+          stats.count(Counter.socket_writes);
           this.#writingBytes = len - off;
           this.#wroteAt = Date.now();
         }

@@ -12,7 +12,7 @@ import { HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { type CallerFootprint, Counter, Res, type StatsBlock } from "../stats/resources.ts";
 import type { CallSite, ReplySink } from "./codec.ts";
 import type { Connection } from "./connection.ts";
-import { countError, errorOutcome, type Outcome } from "./executor.ts";
+import { countError, errorOutcome, Outcome } from "./executor.ts";
 import { Fifo } from "./fifo.ts";
 import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
 import { Ring } from "./ring.ts";
@@ -339,7 +339,7 @@ export class Dispatcher implements CallSite {
     f.remaining--;
     if (status !== 0) {
       if (!f.failure) {
-        f.failure = { status, body: body.slice() };
+        f.failure = new Outcome(status, body.slice());
         f.failureCounted = counted;
       }
     } else if (!f.failure) {
@@ -359,7 +359,7 @@ export class Dispatcher implements CallSite {
     if (!outcome) {
       try {
         const merged = f.method.merge!(f.parts, f.request, this.#o.maxBody);
-        outcome = { status: 0, body: f.method.reply.encode(merged).finish() };
+        outcome = Outcome.encoded(0, f.method.reply.encode(merged));
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         outcome = errorOutcome(Status.INTERNAL, `Merge ${f.method.name}: ${msg}`);
@@ -382,7 +382,7 @@ export class Dispatcher implements CallSite {
   ): void {
     if (!counted) countError(this.stats, o.status);
     if (!oneway && !conn.closed) {
-      const size = o.body.length + FRAME_OVERHEAD;
+      const size = o.size + FRAME_OVERHEAD;
       this.stats.alloc(Res.out_packet, size);
       sink.outcome(conn, code, requestId, o);
       this.stats.free(Res.out_packet, size);

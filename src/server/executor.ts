@@ -14,7 +14,7 @@ import {
   Status,
   STATUS_NAMES,
 } from "../protocol/constants.ts";
-import { crc32 } from "../protocol/crc32.ts";
+import { crc32Of } from "../protocol/crc32.ts";
 import { writeHeader, writeU32 } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
 import {
@@ -26,22 +26,97 @@ import {
 } from "../stats/resources.ts";
 import { type HandlerContext, type Method, type Service, ServiceError } from "./service.ts";
 
-/** A reply's status and encoded body. */
-export interface Outcome {
-  /** Wire status; 0 is OK. */
-  status: number;
-  /** Encoded reply message, or an `evkv.v1.Error` when status is not 0. */
-  body: Uint8Array;
+/**
+ * What protobufjs's Writer is inside: a list of write operations whose total
+ * length is known before any byte is written. `finish()` allocates a buffer
+ * and runs them; {@link Outcome} runs them straight into the reply's
+ * destination instead (the connection's output buffer or a reply ring), so
+ * a reply body is neither allocated on its own nor copied. Pinned to
+ * protobufjs 7.5.4; a test checks that both ways give the same bytes.
+ */
+interface EncodedOps {
+  len: number;
+  head: { next: EncodedOp | undefined };
 }
+interface EncodedOp {
+  fn(val: unknown, buf: Uint8Array, pos: number): void;
+  val: unknown;
+  len: number;
+  /** undefined on the last operation. */
+  next: EncodedOp | undefined;
+}
+
+/** A reply's status and encoded body. */
+export class Outcome {
+  /** Wire status; 0 is OK. */
+  readonly status: number;
+  /** Body length in bytes. */
+  readonly size: number;
+  #bytes: Uint8Array | null;
+  #ops: EncodedOps | null;
+
+  /** An outcome whose body is these bytes. */
+  constructor(status: number, body: Uint8Array) {
+    this.status = status;
+    this.size = body.length;
+    this.#bytes = body;
+    this.#ops = null;
+  }
+
+  /**
+   * An outcome whose body is still a protobufjs Writer's operations. The
+   * values it references must stay unchanged until the body is written.
+   */
+  static encoded(status: number, writer: { finish(): Uint8Array }): Outcome {
+    const ops = writer as unknown as EncodedOps;
+    const o = new Outcome(status, EMPTY);
+    (o as { size: number }).size = ops.len;
+    o.#bytes = null;
+    o.#ops = ops;
+    return o;
+  }
+
+  /** The body as bytes (made on first use when still encoded). */
+  get body(): Uint8Array {
+    if (this.#bytes === null) {
+      const out = new Uint8Array(this.size);
+      this.writeBody(out, 0);
+      this.#bytes = out;
+    }
+    return this.#bytes;
+  }
+
+  /**
+   * Writes the body into `dst` at `off`. An encoded body can be written
+   * once: protobufjs's operations may consume their values (64-bit varints
+   * do), so a second write throws rather than send wrong bytes.
+   */
+  writeBody(dst: Uint8Array, off: number): void {
+    const ops = this.#ops;
+    if (ops === null) {
+      if (this.#bytes === null) throw new Error("Write reply body: it was already written");
+      dst.set(this.#bytes, off);
+      return;
+    }
+    this.#ops = null;
+    let pos = off;
+    for (let op = ops.head.next; op !== undefined; op = op.next) {
+      op.fn(op.val, dst, pos);
+      pos += op.len;
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
 
 /** Builds the error outcome for `status`. */
 export function errorOutcome(status: number, message: string): Outcome {
-  return { status, body: encodeError(status, message) };
+  return new Outcome(status, encodeError(status, message));
 }
 
 /** Bytes of the reply frame for `outcome`. */
 export function replyFrameSize(outcome: Outcome): number {
-  return outcome.body.length + FRAME_OVERHEAD;
+  return outcome.size + FRAME_OVERHEAD;
 }
 
 /** Writes the reply frame for `outcome` into `dst` at `off`. */
@@ -52,11 +127,12 @@ export function writeReplyFrame(
   requestId: number,
   outcome: Outcome,
 ): void {
-  const body = outcome.body;
+  const size = outcome.size;
   const flags = outcome.status === 0 ? Flags.REPLY : Flags.REPLY | Flags.ERROR;
-  writeHeader(dst, off, flags, code, requestId, outcome.status, body.length, 0);
-  dst.set(body, off + HEADER_SIZE);
-  writeU32(dst, off + HEADER_SIZE + body.length, body.length === 0 ? 0 : crc32(body));
+  const at = off + HEADER_SIZE;
+  writeHeader(dst, off, flags, code, requestId, outcome.status, size, 0);
+  outcome.writeBody(dst, at);
+  writeU32(dst, at + size, size === 0 ? 0 : crc32Of(dst, at, at + size));
 }
 
 const ERROR_COUNTER_BASE = Counter["errors.BAD_REQUEST"];
@@ -151,21 +227,21 @@ export class Executor<State> {
   }
 
   #encode(m: Method<State>, reply: unknown): Outcome {
-    let body: Uint8Array;
+    let outcome: Outcome;
     try {
-      body = m.reply.encode(reply).finish();
+      outcome = Outcome.encoded(Status.OK, m.reply.encode(reply));
     } catch (e) {
       return errorOutcome(Status.INTERNAL, `Encode ${m.name} reply: ${message(e)}`);
     }
-    if (body.length > this.#maxBody + REPLY_SLACK) {
+    if (outcome.size > this.#maxBody + REPLY_SLACK) {
       return errorOutcome(
         Status.INTERNAL,
-        `Encode ${m.name} reply: ${body.length} bytes is over the ${
+        `Encode ${m.name} reply: ${outcome.size} bytes is over the ${
           this.#maxBody + REPLY_SLACK
         }-byte reply limit`,
       );
     }
-    return { status: Status.OK, body };
+    return outcome;
   }
 
   #failure(m: Method<State>, e: unknown): Outcome {

@@ -111,48 +111,65 @@ export class ShardHost<State> {
       this.#caller.ringSlotBytes = slotBytes;
       let outcome = this.#exec.execute(code, body, deadline, this.#caller);
       if (outcome instanceof Promise) outcome = await outcome;
-      // The handler is done with the record's bytes: hand its space back
-      // before the reply can tell the IO worker that the request is done,
-      // so that the IO worker never sees room that is not there yet. Slots
-      // are counted free here, on release, not when popped: if this thread
-      // dies in between, the producer discards them and counts them.
-      ring.release();
-      stats.free(Res.ring_slot, slotBytes);
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
-        this.#reply(io, conn, fanout, generation, code, requestId, outcome);
+        const reply = { io, conn, fanout, generation, code, requestId, outcome };
+        this.#reply(reply, ring, slotBytes);
+      } else {
+        this.#releaseRequest(ring, slotBytes);
       }
       n++;
     }
     return n;
   }
 
-  #reply(
-    io: number,
-    conn: number,
-    fanout: number,
-    generation: number,
-    code: number,
-    requestId: number,
-    outcome: Outcome,
-  ): void {
-    const frameLen = outcome.body.length + FRAME_OVERHEAD;
-    this.#stats.alloc(Res.out_packet, frameLen);
-    const reply: Parked = { io, conn, fanout, generation, code, requestId, outcome };
+  /**
+   * Hands a request record's space back. Slots are counted free here, on
+   * release, not when popped: if this thread dies in between, the producer
+   * discards them and counts them.
+   */
+  #releaseRequest(ring: Ring, slotBytes: number): void {
+    ring.release();
+    this.#stats.free(Res.ring_slot, slotBytes);
+  }
+
+  /**
+   * Replies to the request whose record is `requestRing`'s last one. The
+   * order matters: the reply is encoded straight into the reply ring (its
+   * body may still point at the request's bytes), then the request's
+   * space is handed back, and only then is the reply published, so the IO
+   * worker never learns a request is done while its bytes still hold the
+   * ring.
+   */
+  #reply(reply: Parked, requestRing: Ring, slotBytes: number): void {
+    this.#stats.alloc(Res.out_packet, reply.outcome.size + FRAME_OVERHEAD);
     if (this.#parked.length > 0 && this.#policy === "queue") {
-      this.#parked.push(reply);
+      this.#park(reply, requestRing, slotBytes);
       return;
     }
-    while (!this.#tryPush(reply)) {
+    for (;;) {
+      const ring = this.#write(reply);
+      if (ring) {
+        this.#releaseRequest(requestRing, slotBytes);
+        ring.commit();
+        return;
+      }
       if (this.#policy === "queue") {
-        this.#parked.push(reply);
+        this.#park(reply, requestRing, slotBytes);
         return;
       }
       // The IO worker never blocks, so it will drain: wake it and nap.
-      this.#wakeTouchedNow(io);
+      this.#wakeTouchedNow(reply.io);
       Atomics.wait(this.#nap, 0, 0, 1);
     }
+  }
+
+  /** Keeps a reply for later, as bytes of its own (the request's go now). */
+  #park(reply: Parked, requestRing: Ring, slotBytes: number): void {
+    void reply.outcome.body; // made into bytes before the request's are released
+    this.#releaseRequest(requestRing, slotBytes);
+    this.#parked.push(reply);
   }
 
   /**
@@ -170,12 +187,16 @@ export class ShardHost<State> {
     this.wakeNow(io);
   }
 
-  #tryPush(reply: Parked): boolean {
+  /**
+   * Reserves and writes `reply` in its IO worker's ring and returns the ring
+   * for the caller to commit, or null when the ring is full.
+   */
+  #write(reply: Parked): Ring | null {
     const { io, outcome } = reply;
     const ring = this.#replies[io]!;
-    const frameLen = outcome.body.length + FRAME_OVERHEAD;
+    const frameLen = outcome.size + FRAME_OVERHEAD;
     const off = ring.reserve(REPLY_HEADER + frameLen);
-    if (off < 0) return false;
+    if (off < 0) return null;
     const w = off >>> 2;
     ring.u32[w + Rep.conn] = reply.conn;
     ring.u32[w + Rep.fanout] = reply.fanout;
@@ -185,9 +206,8 @@ export class ShardHost<State> {
     // Counted before publishing: the consumer frees the slot on its side.
     this.#stats.alloc(Res.ring_slot, Ring.recordSize(REPLY_HEADER + frameLen));
     this.#stats.free(Res.out_packet, frameLen);
-    ring.commit();
     this.#touched.add(io);
-    return true;
+    return ring;
   }
 
   #retryParked(): number {
@@ -196,7 +216,9 @@ export class ShardHost<State> {
     this.#parked = [];
     let i = 0;
     for (; i < parked.length; i++) {
-      if (!this.#tryPush(parked[i])) break;
+      const ring = this.#write(parked[i]);
+      if (!ring) break;
+      ring.commit();
     }
     this.#parked = parked.slice(i);
     return i;

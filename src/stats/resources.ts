@@ -60,6 +60,8 @@ export const COUNTER_NAMES = [
   "oneway_requests",
   "bytes_in",
   "bytes_out",
+  "socket_reads",
+  "socket_writes",
   "worker_restarts",
   "io_worker_restarts",
   "reads_paused",
