@@ -18,6 +18,14 @@
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/client/bench.ts";
 import { type ChartRow, renderChart } from "./svg.ts";
+import {
+  freePort,
+  have,
+  REDIS_BENCHMARK_ARGS,
+  redisBenchmark,
+  type RespRun,
+  startRedis,
+} from "./resp.ts";
 
 /** One scenario: a connection count and a pipeline depth. */
 export interface Scenario {
@@ -102,11 +110,13 @@ const ROOT = new URL("../", import.meta.url);
 interface Running {
   child: Deno.ChildProcess;
   port: number;
+  /** The RESP port, when started with --resp-port. */
+  respPort?: number;
   output: Promise<string>;
 }
 
 /** Starts `target` on a free port; resolves once it prints its "listening on" line. */
-async function start(target: Target): Promise<Running> {
+async function start(target: Target, extra: string[] = []): Promise<Running> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -117,6 +127,7 @@ async function start(target: Target): Promise<Running> {
       "--port",
       "0",
       ...target.args,
+      ...extra,
     ],
     cwd: ROOT,
     stdin: "null",
@@ -150,7 +161,13 @@ async function start(target: Target): Promise<Running> {
             all += r.value;
           }
         })();
-        return { child, port: Number(m[1]), output: rest };
+        const resp = /RESP on (\d+)/.exec(seen);
+        return {
+          child,
+          port: Number(m[1]),
+          respPort: resp ? Number(resp[1]) : undefined,
+          output: rest,
+        };
       }
     }
   } finally {
@@ -212,6 +229,8 @@ export function renderReport(
   exits: Exit[],
   failures: string[],
   meta: { stamp: string; seconds: number; svgName: string; totalS: number; load: number[] },
+  resp: RespRun[] = [],
+  respNote = "",
 ): string {
   const cpu = cpuModel();
   const out: string[] = [];
@@ -273,19 +292,71 @@ export function renderReport(
   );
   out.push("");
   out.push(
-    "| scenario | best evkv mode | evkv ops/s | ceiling | echo ops/s | ratio | evkv p99 ms | " +
-      "echo p99 ms |",
+    "| scenario | best evkv mode | evkv ops/s | ceiling | echo ops/s | ops ratio | " +
+      "evkv p50 ms | echo p50 ms | p50 ratio | evkv p99 ms | echo p99 ms |",
   );
-  out.push("|---|---|---:|---|---:|---:|---:|---:|");
-  for (const c of ceilingRatios(rows)) {
+  out.push("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+  const ratios = ceilingRatios(rows);
+  for (const c of ratios) {
     out.push(
       `| ${c.scenario} | ${c.best} | ${fmtInt(c.evkvOps)} | ${c.echo} | ${fmtInt(c.echoOps)} | ` +
-        `${(c.ratio * 100).toFixed(0)}% (${c.ratio.toFixed(2)}x) | ${c.evkvP99.toFixed(3)} | ` +
-        `${c.echoP99.toFixed(3)} |`,
+        `${(c.ratio * 100).toFixed(0)}% | ${c.evkvP50.toFixed(3)} | ${c.echoP50.toFixed(3)} | ` +
+        `${c.p50Ratio.toFixed(2)}x | ${c.evkvP99.toFixed(3)} | ${c.echoP99.toFixed(3)} |`,
+    );
+  }
+  out.push("");
+  out.push("Goals:");
+  out.push("");
+  const pipe = ratios.find((c) => c.scenario === SCENARIOS[2].name);
+  const lat = ratios.find((c) => c.scenario === SCENARIOS[0].name);
+  if (pipe) {
+    out.push(
+      `- 50 conns, pipeline 16 at >= 50% of the echo ceiling's ops/s: ` +
+        `${(pipe.ratio * 100).toFixed(0)}%, ${pipe.ratio >= 0.5 ? "met" : "not met"}.`,
+    );
+  }
+  if (lat) {
+    out.push(
+      `- 1 conn, no pipeline at <= 1.5x the echo ceiling's p50: ` +
+        `${lat.p50Ratio.toFixed(2)}x, ${lat.p50Ratio <= 1.5 ? "met" : "not met"}.`,
     );
   }
   out.push("");
   out.push(`![ops/s and p99 per scenario](${meta.svgName})`);
+  out.push("");
+  out.push("## RESP: evkv next to redis-server");
+  out.push("");
+  if (resp.length === 0) {
+    out.push(respNote || "Not run.");
+  } else {
+    out.push(
+      `The same client with the same settings against both, in this run: ` +
+        `\`redis-benchmark -p PORT ${
+          REDIS_BENCHMARK_ARGS.join(" ")
+        }\` (50 clients, its default). ` +
+        respNote,
+    );
+    out.push("");
+    out.push("| server | SET ops/s | GET ops/s | SET p50 ms | GET p50 ms |");
+    out.push("|---|---:|---:|---:|---:|");
+    for (const r of resp) {
+      out.push(
+        `| ${r.server} | ${fmtInt(r.rps.SET ?? 0)} | ${fmtInt(r.rps.GET ?? 0)} | ` +
+          `${r.p50Ms.SET ?? "-"} | ${r.p50Ms.GET ?? "-"} |`,
+      );
+    }
+    const redis = resp.find((r) => r.server === "redis-server");
+    if (redis) {
+      out.push("");
+      for (const r of resp.filter((x) => x !== redis)) {
+        const set = (r.rps.SET ?? 0) / (redis.rps.SET || 1);
+        const get = (r.rps.GET ?? 0) / (redis.rps.GET || 1);
+        out.push(
+          `- ${r.server} / redis-server: SET ${set.toFixed(2)}x, GET ${get.toFixed(2)}x.`,
+        );
+      }
+    }
+  }
   out.push("");
   out.push("## Server exits");
   out.push("");
@@ -319,6 +390,9 @@ export function ceilingRatios(rows: RunRow[]): {
   ratio: number;
   evkvP99: number;
   echoP99: number;
+  evkvP50: number;
+  echoP50: number;
+  p50Ratio: number;
 }[] {
   const out = [];
   for (const s of SCENARIOS) {
@@ -338,6 +412,11 @@ export function ceilingRatios(rows: RunRow[]): {
       ratio: echo.result.opsPerSec > 0 ? best.result.opsPerSec / echo.result.opsPerSec : 0,
       evkvP99: best.result.latencyMs.p99,
       echoP99: echo.result.latencyMs.p99,
+      evkvP50: best.result.latencyMs.p50,
+      echoP50: echo.result.latencyMs.p50,
+      p50Ratio: echo.result.latencyMs.p50 > 0
+        ? best.result.latencyMs.p50 / echo.result.latencyMs.p50
+        : 0,
     });
   }
   return out;
@@ -361,6 +440,46 @@ function stampNow(d: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}-` +
     `${p(d.getUTCHours())}${p(d.getUTCMinutes())}`;
+}
+
+/** The evkv mode of the RESP comparison: the suite's best mode for pipelined load. */
+const RESP_TARGET = TARGETS.find((t) => t.name === "inline/reuseport")!;
+
+/** redis-benchmark against evkv's RESP port and a real redis-server, if installed. */
+async function respComparison(failures: string[]): Promise<{ runs: RespRun[]; note: string }> {
+  if (!have("redis-benchmark") || !have("redis-server")) {
+    return {
+      runs: [],
+      note: "Skipped: redis-benchmark or redis-server is not installed (Debian: redis-tools, " +
+        "redis-server).",
+    };
+  }
+  const runs: RespRun[] = [];
+  try {
+    const evkv = await start(RESP_TARGET, ["--resp-port", "0"]);
+    try {
+      runs.push(await redisBenchmark(`evkv ${RESP_TARGET.name}`, evkv.respPort!));
+    } finally {
+      await stop(evkv);
+    }
+    const port = freePort();
+    const stopRedis = await startRedis(port);
+    try {
+      runs.push(await redisBenchmark("redis-server", port));
+    } finally {
+      await stopRedis();
+    }
+  } catch (err) {
+    failures.push(`RESP comparison: ${message(err)}`);
+  }
+  const version = new TextDecoder().decode(
+    new Deno.Command("redis-server", { args: ["--version"], stdout: "piped" }).outputSync().stdout,
+  ).trim();
+  return {
+    runs,
+    note: `evkv runs as \`${RESP_TARGET.name}\` (${RESP_TARGET.threads}); redis-server ` +
+      `(${version.replace(/\s+/g, " ")}) runs with no persistence.`,
+  };
 }
 
 async function main(args: string[]): Promise<number> {
@@ -449,6 +568,7 @@ async function main(args: string[]): Promise<number> {
       : (e.output.match(/^evkv: (stopped cleanly.*|resources not released.*)$/m)?.[1] ?? "");
     exits.push({ target, code: e.code, killed: e.killed, note });
   }
+  const { runs: resp, note: respNote } = await respComparison(failures);
   const totalS = (performance.now() - began) / 1000;
   // Runs go server by server; tables and chart read better scenario by scenario.
   const order = (r: RunRow) => SCENARIOS.indexOf(r.scenario) * 100 + TARGETS.indexOf(r.target);
@@ -466,13 +586,20 @@ async function main(args: string[]): Promise<number> {
     `${base}.svg`,
     renderChart(chart, `evkv benchmark ${stamp} (${seconds} s per run)`),
   );
-  const md = renderReport(rows, exits, failures, {
-    stamp,
-    seconds,
-    svgName: `${stamp}.svg`,
-    totalS,
-    load,
-  });
+  const md = renderReport(
+    rows,
+    exits,
+    failures,
+    {
+      stamp,
+      seconds,
+      svgName: `${stamp}.svg`,
+      totalS,
+      load,
+    },
+    resp,
+    respNote,
+  );
   await Deno.writeTextFile(`${base}.md`, md);
   console.log(md);
   console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);

@@ -144,3 +144,13 @@ Deno.test("bench: the chart is a well-formed SVG with one bar per run", () => {
   assert.ok(!/NaN|Infinity|undefined/.test(svg), "bad numbers in the SVG");
   assert.ok(svg.includes("test &amp; &lt;chart&gt;"));
 });
+
+Deno.test("redis-benchmark -q output is parsed into requests per second and p50", async () => {
+  const { parseRedisBenchmark } = await import("../bench/resp.ts");
+  const out = "SET: rps=219509.9 (overall: 218645.7) avg_msec=3.505\r" +
+    "SET: 245700.25 requests per second, p50=2.655 msec\n" +
+    "GET: 210970.47 requests per second, p50=2.863 msec\n";
+  const run = parseRedisBenchmark("evkv", out);
+  assert.deepEqual(run.rps, { SET: 245700.25, GET: 210970.47 });
+  assert.deepEqual(run.p50Ms, { SET: 2.655, GET: 2.863 });
+});

@@ -164,6 +164,9 @@ for (const layout of RESP_LAYOUTS) {
           /ERR unknown command 'NOSUCH', with args beginning with: 'x'/,
         );
         assert.match(await cli(server, "GET"), /wrong number of arguments for 'get'/);
+        for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+          assert.match(await cli(server, name), /ERR unknown command/, name);
+        }
         assert.equal(await cli(server, "QUIT"), "OK");
         // Binary-safe values survive.
         assert.equal(await cli(server, "SET", "bin", "a\tb c"), "OK");

@@ -13,6 +13,17 @@ import { checkCommand, RespProtocolError } from "./frame.ts";
 import { error } from "./reply.ts";
 import { Session } from "./session.ts";
 
+/** Command names are short ASCII: lower-cased without a TextDecoder per command. */
+function commandName(bytes: Uint8Array): string {
+  if (bytes.length > 32) return "";
+  let name = "";
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    name += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
+  }
+  return name;
+}
+
 function session(conn: Connection): Session {
   return conn.codecState as Session;
 }
@@ -53,8 +64,9 @@ export const respCodec: Codec = {
       }
     }
     if (spans.at !== off || args.length === 0) return; // an empty line or `*0`
-    const name = new TextDecoder().decode(args[0]).toLowerCase();
-    const command = COMMANDS[name];
+    const name = commandName(args[0]);
+    // Own properties only: "constructor" or "__proto__" are not commands.
+    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!command) return s.reply(conn, unknownCommand(args[0], args.slice(1)));
     const n = args.length;
     if ((command.arity > 0 && n !== command.arity) || (command.arity < 0 && n < -command.arity)) {
