@@ -74,6 +74,7 @@ export {
   HeaderOffset,
   NEED_MORE,
   readU32,
+  roomForFrame,
   writeHeader,
   writeU32,
 } from "./src/protocol/frame.ts";

@@ -15,7 +15,7 @@
  * @module
  */
 import * as hdr from "hdr-histogram-js";
-import { Flags, FRAME_OVERHEAD, HEADER_SIZE, KvMethod, statusName } from "../protocol/constants.ts";
+import { Flags, KvMethod, statusName } from "../protocol/constants.ts";
 import {
   BAD_PREAMBLE,
   BODY_TOO_LARGE,
@@ -24,6 +24,7 @@ import {
   encodeFrame,
   HeaderOffset,
   readU32,
+  roomForFrame,
   writeU32,
 } from "../protocol/frame.ts";
 import { pb } from "../protocol/messages.ts";
@@ -490,22 +491,12 @@ class BenchConn {
       if (start === end) {
         start = end = 0;
       } else {
-        // A partial frame: once its length is known, make sure all of it
-        // fits, moving it to the front (of a bigger buffer if need be).
-        const have = end - start;
-        const need = have >= HEADER_SIZE
-          ? readU32(buf, start + HeaderOffset.bodyLen) + FRAME_OVERHEAD
-          : HEADER_SIZE;
-        if (start + need > buf.length) {
-          if (need > buf.length) {
-            const grown = new Uint8Array(Math.max(need, buf.length * 2));
-            grown.set(buf.subarray(start, end));
-            this.#buf = grown;
-          } else {
-            buf.copyWithin(0, start, end);
-          }
+        // A partial frame: make sure all of it fits.
+        const moved = roomForFrame(buf, start, end);
+        if (moved) {
+          this.#buf = moved;
+          end -= start;
           start = 0;
-          end = have;
         }
       }
       this.#send(src, tally);

@@ -17,7 +17,6 @@
 import {
   DEFAULT_MAX_BODY,
   Flags,
-  FRAME_OVERHEAD,
   HEADER_SIZE,
   KvMethod,
   REPLY_SLACK,
@@ -35,6 +34,7 @@ import {
   HeaderOffset,
   NEED_MORE,
   readU32,
+  roomForFrame,
 } from "../protocol/frame.ts";
 import { pb } from "../protocol/messages.ts";
 
@@ -757,22 +757,12 @@ export class Client implements AsyncDisposable {
           if (buf.length > INITIAL_READ_BUFFER) buf = new Uint8Array(INITIAL_READ_BUFFER);
           continue;
         }
-        // A partial frame: make room for all of it (its length is known once
-        // the header is in), moving it to the front of a buffer big enough.
-        const have = end - start;
-        const need = have >= HEADER_SIZE
-          ? readU32(buf, start + HeaderOffset.bodyLen) + FRAME_OVERHEAD
-          : HEADER_SIZE;
-        if (start + need > buf.length) {
-          if (need > buf.length) {
-            const grown = new Uint8Array(Math.max(need, buf.length * 2));
-            grown.set(buf.subarray(start, end));
-            buf = grown;
-          } else {
-            buf.copyWithin(0, start, end);
-          }
+        // A partial frame: make room for all of it.
+        const moved = roomForFrame(buf, start, end);
+        if (moved) {
+          buf = moved;
+          end -= start;
           start = 0;
-          end = have;
         }
       }
     } catch (err) {
