@@ -14,7 +14,7 @@ export const HEADER_SIZE = 24;
 /** Bytes in the CRC-32 trailer after the body. */
 export const TRAILER_SIZE = 4;
 /** Bytes a frame takes beyond its body. */
-export const FRAME_OVERHEAD = HEADER_SIZE + TRAILER_SIZE;
+export const FRAME_OVERHEAD: number = HEADER_SIZE + TRAILER_SIZE;
 /** Default limit on `body_len`, 4 MiB, as the spec states. */
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 /**

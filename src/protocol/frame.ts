@@ -23,11 +23,11 @@ export const HeaderOffset = {
 } as const;
 
 /** {@link checkFrame}: the bytes so far are a valid prefix; read more. */
-export const NEED_MORE = 0;
+export const NEED_MORE: number = 0;
 /** {@link checkFrame}: wrong magic or version; the stream cannot be trusted. */
-export const BAD_PREAMBLE = -1;
+export const BAD_PREAMBLE: number = -1;
 /** {@link checkFrame}: `body_len` is over the limit. */
-export const BODY_TOO_LARGE = -2;
+export const BODY_TOO_LARGE: number = -2;
 
 /**
  * Reads a little-endian u32.

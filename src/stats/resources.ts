@@ -102,7 +102,7 @@ function indexOf<T extends string>(names: readonly T[]): { readonly [K in T]: nu
 const FIELDS_PER_KIND = 3; // alloc, free, held bytes
 const COUNTERS_AT = RESOURCE_KINDS.length * FIELDS_PER_KIND;
 /** Float64 slots in one thread's block. */
-export const BLOCK_SLOTS = COUNTERS_AT + COUNTER_NAMES.length;
+export const BLOCK_SLOTS: number = COUNTERS_AT + COUNTER_NAMES.length;
 
 /**
  * The shared memory that holds every thread's block, created once by the
