@@ -756,16 +756,22 @@ class Peer {
   }
 }
 
-/** One hostile connection's life: a few writes, some reads, and an ending. */
-async function session(ctx: FuzzContext, rng: Rng, until: number, label: string): Promise<void> {
-  let conn: Deno.TcpConn;
+/** Connects a fuzz session and counts it; null (recorded) when the connect fails. */
+async function openSession(ctx: FuzzContext): Promise<Deno.TcpConn | null> {
   try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port: ctx.server.addr.port });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: ctx.server.addr.port });
+    ctx.sessions++;
+    return conn;
   } catch (e) {
     ctx.connectFailures.push(String(e));
-    return;
+    return null;
   }
-  ctx.sessions++;
+}
+
+/** One hostile connection's life: a few writes, some reads, and an ending. */
+async function session(ctx: FuzzContext, rng: Rng, until: number, label: string): Promise<void> {
+  const conn = await openSession(ctx);
+  if (!conn) return;
   const peer = new Peer(conn, ctx);
   try {
     if (rng.chance(0.5)) conn.setNoDelay(true);
@@ -819,14 +825,8 @@ async function checkedSession(
   until: number,
   label: string,
 ): Promise<void> {
-  let conn: Deno.TcpConn;
-  try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port: ctx.server.addr.port });
-  } catch (e) {
-    ctx.connectFailures.push(String(e));
-    return;
-  }
-  ctx.sessions++;
+  const conn = await openSession(ctx);
+  if (!conn) return;
   const expected = new Map<number, Expected>();
   const problems: string[] = [];
   const peer = new Peer(conn, ctx, (reply) => {
