@@ -1,6 +1,6 @@
 /**
  * IO worker entry: accepts connections (its own SO_REUSEPORT listeners, or
- * sockets handed over by the main thread), reads them, lets each
+ * sockets the main thread keeps and reads and writes on its behalf), reads them, lets each
  * connection's codec cut frames into calls, and writes every connection
  * that got replies once per batch. Where calls run is the
  * {@link Dispatcher}'s business.
