@@ -27,7 +27,16 @@ import {
   writeHeader,
   writeU32,
 } from "../mod.ts";
-import { LAYOUTS, RawClient, type RawFrame, sleep, text, utf8, withServer } from "./support.ts";
+import {
+  LAYOUTS,
+  mulberry32,
+  RawClient,
+  type RawFrame,
+  sleep,
+  text,
+  utf8,
+  withServer,
+} from "./support.ts";
 
 // --- configuration ---------------------------------------------------------
 
@@ -65,20 +74,12 @@ const SETTLE_MS = 3000;
 
 // --- seeded randomness -----------------------------------------------------
 
-/** mulberry32: small, fast, and good enough to pick bytes. */
+/** Seeded choices over {@link mulberry32}: small, fast, and good enough to pick bytes. */
 class Rng {
-  #s: number;
+  readonly u32: () => number;
 
   constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-
-  u32(): number {
-    this.#s = (this.#s + 0x6d2b79f5) >>> 0;
-    let t = this.#s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    this.u32 = mulberry32(seed);
   }
 
   /** An integer in [lo, hi]. */

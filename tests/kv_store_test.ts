@@ -7,6 +7,7 @@ import {
   ShardStore,
   stringToKey,
 } from "../src/kv/store.ts";
+import { seededRandom } from "./support.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -28,18 +29,6 @@ function fakeClock(start = 1_000_000): { now: () => number; t: number } {
 function scanAll(store: ShardStore, prefix = EMPTY): string[] {
   const r = store.scan({ prefix, startAfter: EMPTY, limit: 1000, maxBytes: 1e9 });
   return r.entries.map((e) => keyToString(e.key));
-}
-
-/** Deterministic PRNG so failures reproduce. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 Deno.test("keyToString and stringToKey round-trip every byte value", () => {
@@ -312,7 +301,7 @@ Deno.test("scan maxBytes cuts the page but always returns at least one entry", (
 });
 
 Deno.test("paging through 2500 keys returns each exactly once in order", () => {
-  const rnd = mulberry32(7);
+  const rnd = seededRandom(7);
   const s = new ShardStore();
   const all: string[] = [];
   for (let i = 0; i < 2500; i++) {
@@ -363,7 +352,7 @@ Deno.test("paging through 2500 keys returns each exactly once in order", () => {
 });
 
 Deno.test("randomized operations match a naive sorted model", () => {
-  const rnd = mulberry32(12345);
+  const rnd = seededRandom(12345);
   const c = fakeClock();
   const s = new ShardStore(c.now);
   const model = new Map<string, { value: Uint8Array; exp: number }>();

@@ -35,20 +35,11 @@ import {
 } from "../src/protocol/frame.ts";
 import { encodeError, pb } from "../src/protocol/messages.ts";
 import { hashBytes, keyShard } from "../src/kv/route.ts";
+import { seededRandom } from "./support.ts";
 
 const enc = new TextEncoder();
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 function randomBytes(n: number, rand: () => number): Uint8Array {
   const b = new Uint8Array(n);
