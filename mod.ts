@@ -82,6 +82,7 @@ export { crc32, crc32Js, crc32Of, crc32Range, NATIVE_CRC_THRESHOLD } from "./src
 export { encodeError, type evkv, pb } from "./src/protocol/messages.ts";
 export {
   BLOCK_SLOTS,
+  type CallerFootprint,
   Counter,
   COUNTER_NAMES,
   type CounterName,
@@ -95,14 +96,9 @@ export {
   StatsBlock,
   type StatsSnapshot,
   TRANSIENT_KINDS,
+  withoutCaller,
 } from "./src/stats/resources.ts";
-export {
-  type CounterRow,
-  ERROR_ROW_NAMES,
-  formatDump,
-  type IoSummary,
-  statsRows,
-} from "./src/stats/report.ts";
+export { type CounterRow, formatDump, type IoSummary, statsRows } from "./src/stats/report.ts";
 export { hashBytes, keyShard } from "./src/kv/route.ts";
 export { MAX_KEY_BYTES, MAX_SCAN_LIMIT, mergeScan } from "./src/kv/service.ts";
 export {

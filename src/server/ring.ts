@@ -113,11 +113,6 @@ export class Ring {
     Atomics.store(this.#ctrl, WRITE, this.#w | 0);
   }
 
-  /** Bytes in the ring not yet consumed (producer or consumer side). */
-  used(): number {
-    return (Atomics.load(this.#ctrl, WRITE) - Atomics.load(this.#ctrl, READ)) >>> 0;
-  }
-
   /**
    * Consumer: the payload offset of the next record, or -1 when none has
    * been published. Its length is in {@link payloadLength}; the record stays

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { STATUS_NAMES } from "../protocol/constants.ts";
 import { COUNTER_NAMES, RESOURCE_KINDS, type StatsSnapshot } from "./resources.ts";
 
 /** One row of the `Stats` reply. */
@@ -48,9 +47,6 @@ export function statsRows(snap: StatsSnapshot, uptimeMs: number): CounterRow[] {
   }
   return rows;
 }
-
-/** Names of the `errors.*` rows, in status order (for docs and tests). */
-export const ERROR_ROW_NAMES: readonly string[] = STATUS_NAMES.slice(1).map((s) => `errors.${s}`);
 
 /** One IO worker's line in the dump. */
 export interface IoSummary {
