@@ -50,15 +50,14 @@ interface EncodedOp {
 export class Outcome {
   /** Wire status; 0 is OK. */
   readonly status: number;
-  /** Body length in bytes. */
-  readonly size: number;
+  #size: number;
   #bytes: Uint8Array | null;
   #ops: EncodedOps | null;
 
   /** An outcome whose body is these bytes. */
   constructor(status: number, body: Uint8Array) {
     this.status = status;
-    this.size = body.length;
+    this.#size = body.length;
     this.#bytes = body;
     this.#ops = null;
   }
@@ -70,10 +69,15 @@ export class Outcome {
   static encoded(status: number, writer: { finish(): Uint8Array }): Outcome {
     const ops = writer as unknown as EncodedOps;
     const o = new Outcome(status, EMPTY);
-    (o as { size: number }).size = ops.len;
+    o.#size = ops.len;
     o.#bytes = null;
     o.#ops = ops;
     return o;
+  }
+
+  /** Body length in bytes. */
+  get size(): number {
+    return this.#size;
   }
 
   /** The body as bytes (made on first use when still encoded). */
