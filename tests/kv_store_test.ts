@@ -436,3 +436,47 @@ Deno.test("randomized operations match a naive sorted model", () => {
     }
   }
 });
+
+Deno.test("thousands of keys whose values change size class survive table growth and deletes", () => {
+  const rnd = seededRandom(777);
+  const s = new ShardStore();
+  const model = new Map<string, Uint8Array>();
+  const valueOf = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
+  // Mostly small values, some across slab classes, a few over the slab limit.
+  const size = (): number => {
+    const r = rnd();
+    if (r < 0.6) return Math.floor(rnd() * 120);
+    if (r < 0.97) return Math.floor(rnd() * 5000);
+    return 16 * 1024 + Math.floor(rnd() * 20_000);
+  };
+  for (let op = 0; op < 20_000; op++) {
+    const key = enc.encode(`k${Math.floor(rnd() * 6000)}`);
+    const k = keyToString(key);
+    const r = rnd();
+    if (r < 0.5) {
+      const v = valueOf(size(), op & 0xff);
+      assert.equal(s.put(key, v, 0), model.has(k), `put #${op}`);
+      model.set(k, v);
+    } else if (r < 0.7) {
+      assert.equal(s.delete(key), model.delete(k), `delete #${op}`);
+    } else {
+      assert.deepEqual(s.get(key), model.get(k), `get #${op}`);
+    }
+  }
+  assert.equal(s.size, model.size);
+  let bytes = 0;
+  for (const [k, v] of model) {
+    bytes += k.length + v.length;
+    assert.deepEqual(s.get(stringToKey(k)), v, `final get ${k}`);
+  }
+  assert.equal(s.bytes, bytes);
+  const all = s.scan({ prefix: EMPTY, startAfter: EMPTY, limit: 1000, maxBytes: 1e12 });
+  assert.deepEqual(
+    all.entries.map((e) => keyToString(e.key)),
+    [...model.keys()].sort().slice(0, 1000),
+  );
+  for (const k of [...model.keys()]) assert.equal(s.delete(stringToKey(k)), true);
+  assert.equal(s.size, 0);
+  assert.equal(s.bytes, 0);
+  assert.equal(s.get(enc.encode("k1")), undefined);
+});

@@ -2,12 +2,18 @@
  * One shard of the evkv key-value store.
  *
  * A `ShardStore` is owned by exactly one task worker, so it has no locking and
- * assumes single-threaded access. Keys are held as "binary strings" (one UTF-16
- * code unit per byte) because that lets a `Map` index them and makes JS string
- * comparison coincide with unsigned byte (memcmp) order.
+ * assumes single-threaded access. Lookups go through a hash table keyed by the
+ * key's bytes, so a Get never builds a string: in the served path that
+ * string (and `Map`'s hashing of it) cost more than the rest of the request
+ * (see `bench/results`). Each key is also held once as a "binary string" (one
+ * UTF-16 code unit per byte), made when the key is first stored: JS string
+ * comparison then coincides with unsigned byte (memcmp) order, which keeps
+ * the sorted index for scans simple.
  *
  * @module
  */
+import { hashBytes } from "./route.ts";
+import { MAX_SLAB_RECORD, PAGE_BYTES, Slab } from "./slab.ts";
 
 /**
  * Options for {@linkcode ShardStore.scan}.
@@ -106,16 +112,27 @@ export function stringToKey(s: string): Uint8Array {
   return out;
 }
 
-interface Entry {
-  value: Uint8Array;
-  /** Absolute expiry in clock ms; 0 means the entry never expires. */
-  expiresAt: number;
-}
-
+/** A TTL waiting in the heap; stale once the key is gone or got another expiry. */
 interface HeapItem {
   key: string;
   expiresAt: number;
 }
+
+/** Int32 fields per table slot: hash (0 = empty), record address, key length, value length. */
+const SLOT = 4;
+const HASH = 0;
+const ADDR = 1;
+const KEY_LEN = 2;
+const VALUE_LEN = 3;
+/** Slots in a new table; it doubles past 3/4 full. */
+const INITIAL_SLOTS = 1024;
+/** A record starts with its expiry (float64), then the key, then the value. */
+const EXPIRY_BYTES = 8;
+const PAGE_MASK = PAGE_BYTES - 1;
+const PAGE_SHIFT = Math.log2(PAGE_BYTES);
+
+/** A table's stored form of a hash: nonzero, since 0 marks an empty slot. */
+const stored = (hash: number) => (hash | 0) || 1;
 
 /**
  * Stale heap items beyond this slack (on top of 2x the live TTL count)
@@ -139,7 +156,25 @@ const HEAP_SLACK = 64;
  */
 export class ShardStore {
   readonly #now: () => number;
-  readonly #map = new Map<string, Entry>();
+  /**
+   * Open-addressing hash table (linear probing), {@link SLOT} int32s per
+   * slot. A probe reads hashes from one array and touches a record only on
+   * a hash match, so a Get costs about two cache misses: the slot and the
+   * record (key and value side by side).
+   */
+  #table = new Int32Array(INITIAL_SLOTS * SLOT);
+  /**
+   * 32 - log2(slots): a slot is picked by the top bits of a remixed hash,
+   * because shards are chosen by the same hash modulo the shard count, so
+   * its low bits are nearly equal within one shard.
+   */
+  #shift = 32 - Math.log2(INITIAL_SLOTS);
+  #count = 0;
+  /** Records up to MAX_SLAB_RECORD bytes. */
+  #slab = new Slab();
+  /** Bigger records, one buffer each; the table holds ~index as the address. */
+  #large: (Uint8Array | undefined)[] = [];
+  #largeFree: number[] = [];
   /** All stored keys in ascending order, so scans never need to sort. */
   #sorted: string[] = [];
   #bytes = 0;
@@ -177,7 +212,7 @@ export class ShardStore {
    * ```
    */
   get size(): number {
-    return this.#map.size;
+    return this.#count;
   }
 
   /**
@@ -206,14 +241,14 @@ export class ShardStore {
    * ```
    */
   get(key: Uint8Array): Uint8Array | undefined {
-    const k = keyToString(key);
-    const e = this.#map.get(k);
-    if (e === undefined) return undefined;
-    if (e.expiresAt !== 0 && e.expiresAt <= this.#now()) {
-      this.#remove(k, e, -1);
+    const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
+    if (slot < 0) return undefined;
+    const expiresAt = this.#expiresAt(slot);
+    if (expiresAt !== 0 && expiresAt <= this.#now()) {
+      this.#remove(slot, null, -1);
       return undefined;
     }
-    return e.value;
+    return this.#value(slot);
   }
 
   /**
@@ -232,27 +267,54 @@ export class ShardStore {
    * ```
    */
   put(key: Uint8Array, value: Uint8Array, ttlMs: number): boolean {
-    const k = keyToString(key);
+    const hash = hashBytes(key, 0, key.length);
     const hasTtl = ttlMs > 0 && Number.isFinite(ttlMs);
-    const e = this.#map.get(k);
-    let now = 0;
-    if (hasTtl || (e !== undefined && e.expiresAt !== 0)) now = this.#now();
+    const slot = this.#findBytes(key, hash);
+    const old = slot < 0 ? 0 : this.#expiresAt(slot);
+    const now = hasTtl || old !== 0 ? this.#now() : 0;
     const expiresAt = hasTtl ? now + ttlMs : 0;
-    const copy = value.slice();
+    const t = this.#table;
+    const keyLen = key.length;
 
-    if (e !== undefined) {
-      const replaced = e.expiresAt === 0 || e.expiresAt > now;
-      this.#bytes += copy.length - e.value.length;
-      e.value = copy;
-      if (e.expiresAt !== 0) this.#ttlCount--;
-      e.expiresAt = expiresAt;
-      if (hasTtl) this.#track(k, expiresAt);
+    if (slot >= 0) {
+      const at = slot * SLOT;
+      const replaced = old === 0 || old > now;
+      const prevLen = t[at + VALUE_LEN];
+      const prevSize = EXPIRY_BYTES + keyLen + prevLen;
+      const size = EXPIRY_BYTES + keyLen + value.length;
+      if (!this.#fitsInPlace(t[at + ADDR], prevSize, size)) {
+        const addr = this.#allocRecord(size);
+        this.#bytesAt(addr).set(
+          this.#bytesAt(t[at + ADDR]).subarray(
+            this.#offset + EXPIRY_BYTES,
+            this.#offset + EXPIRY_BYTES + keyLen,
+          ),
+          this.#offsetOf(addr) + EXPIRY_BYTES,
+        );
+        this.#freeRecord(t[at + ADDR], prevSize);
+        t[at + ADDR] = addr;
+      }
+      t[at + VALUE_LEN] = value.length;
+      const bytes = this.#bytesAt(t[at + ADDR]);
+      bytes.set(value, this.#offset + EXPIRY_BYTES + keyLen);
+      this.#setExpiresAt(slot, expiresAt);
+      this.#bytes += value.length - prevLen;
+      if (old !== 0) this.#ttlCount--;
+      if (hasTtl) this.#track(keyToString(key), expiresAt);
       return replaced;
     }
 
+    const size = EXPIRY_BYTES + keyLen + value.length;
+    const addr = this.#allocRecord(size);
+    const bytes = this.#bytesAt(addr);
+    const off = this.#offset;
+    bytes.set(key, off + EXPIRY_BYTES);
+    bytes.set(value, off + EXPIRY_BYTES + keyLen);
+    this.#insert(stored(hash), addr, keyLen, value.length);
+    this.#setExpiresAt(this.#lastSlot, expiresAt);
+    const k = keyToString(key);
     this.#sorted.splice(this.#lowerBound(k), 0, k);
-    this.#map.set(k, { value: copy, expiresAt });
-    this.#bytes += k.length + copy.length;
+    this.#bytes += keyLen + value.length;
     if (hasTtl) this.#track(k, expiresAt);
     return false;
   }
@@ -270,11 +332,11 @@ export class ShardStore {
    * ```
    */
   delete(key: Uint8Array): boolean {
-    const k = keyToString(key);
-    const e = this.#map.get(k);
-    if (e === undefined) return false;
-    const live = e.expiresAt === 0 || e.expiresAt > this.#now();
-    this.#remove(k, e, -1);
+    const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
+    if (slot < 0) return false;
+    const expiresAt = this.#expiresAt(slot);
+    const live = expiresAt === 0 || expiresAt > this.#now();
+    this.#remove(slot, null, -1);
     return live;
   }
 
@@ -314,13 +376,14 @@ export class ShardStore {
     while (i < sorted.length) {
       const k = sorted[i];
       if (!k.startsWith(prefix)) break;
-      const e = this.#map.get(k) as Entry;
-      if (e.expiresAt !== 0 && e.expiresAt <= now) {
+      const slot = this.#findString(k);
+      const expiresAt = this.#expiresAt(slot);
+      if (expiresAt !== 0 && expiresAt <= now) {
         // Removing at i shifts the next key into slot i, so do not advance.
-        this.#remove(k, e, i);
+        this.#remove(slot, k, i);
         continue;
       }
-      const size = k.length + e.value.length;
+      const size = k.length + this.#table[slot * SLOT + VALUE_LEN];
       if (
         entries.length >= limit ||
         (entries.length > 0 && total + size > maxBytes)
@@ -328,7 +391,7 @@ export class ShardStore {
         // k is live and has the prefix, so `more` is exact here.
         return { entries, more: true };
       }
-      entries.push({ key: stringToKey(k), value: e.value });
+      entries.push({ key: stringToKey(k), value: this.#value(slot) });
       total += size;
       i++;
     }
@@ -358,14 +421,14 @@ export class ShardStore {
     let deleted = 0;
     for (let checks = 0; checks < maxChecks && heap.length > 0; checks++) {
       const top = heap[0];
-      const e = this.#map.get(top.key);
-      if (e === undefined || e.expiresAt !== top.expiresAt) {
+      const slot = this.#findString(top.key);
+      if (slot < 0 || this.#expiresAt(slot) !== top.expiresAt) {
         this.#heapPop();
         continue;
       }
       if (top.expiresAt > now) break;
       this.#heapPop();
-      this.#remove(top.key, e, -1);
+      this.#remove(slot, top.key, -1);
       deleted++;
     }
     return deleted;
@@ -385,8 +448,8 @@ export class ShardStore {
     const heap = this.#heap;
     while (heap.length > 0) {
       const top = heap[0];
-      const e = this.#map.get(top.key);
-      if (e !== undefined && e.expiresAt === top.expiresAt) {
+      const slot = this.#findString(top.key);
+      if (slot >= 0 && this.#expiresAt(slot) === top.expiresAt) {
         const d = top.expiresAt - this.#now();
         return d > 0 ? d : 0;
       }
@@ -406,20 +469,181 @@ export class ShardStore {
    * ```
    */
   clear(): void {
-    this.#map.clear();
+    this.#table = new Int32Array(INITIAL_SLOTS * SLOT);
+    this.#shift = 32 - Math.log2(INITIAL_SLOTS);
+    this.#count = 0;
+    this.#slab = new Slab();
+    this.#large = [];
+    this.#largeFree = [];
     this.#sorted = [];
     this.#heap = [];
     this.#bytes = 0;
     this.#ttlCount = 0;
   }
 
-  /** Removes a stored key; `index` is its slot in #sorted, or -1 if unknown. */
-  #remove(k: string, e: Entry, index: number): void {
-    const i = index >= 0 ? index : this.#lowerBound(k);
-    this.#sorted.splice(i, 1);
-    this.#map.delete(k);
-    this.#bytes -= k.length + e.value.length;
-    if (e.expiresAt !== 0) this.#ttlCount--;
+  /** The slot holding `key` (whose hashBytes is `hash`), expired or not; -1 if none. */
+  #findBytes(key: Uint8Array, hash: number): number {
+    const t = this.#table;
+    const want = stored(hash);
+    const mask = (t.length / SLOT) - 1;
+    const n = key.length;
+    for (let i = Math.imul(want, 0x9e3779b1) >>> this.#shift;; i = (i + 1) & mask) {
+      const at = i * SLOT;
+      const h = t[at + HASH];
+      if (h === 0) return -1;
+      if (h !== want || t[at + KEY_LEN] !== n) continue;
+      const bytes = this.#bytesAt(t[at + ADDR]);
+      const off = this.#offset + EXPIRY_BYTES;
+      let j = 0;
+      while (j < n && bytes[off + j] === key[j]) j++;
+      if (j === n) return i;
+    }
+  }
+
+  /** The slot holding the key that binary string `k` spells; -1 if none. */
+  #findString(k: string): number {
+    const key = stringToKey(k);
+    return this.#findBytes(key, hashBytes(key, 0, key.length));
+  }
+
+  /** Where the last {@link #bytesAt} record starts in the buffer it returned. */
+  #offset = 0;
+
+  /**
+   * The buffer that holds the record at `addr`; the record starts at
+   * {@link #offset} in it. Two results without an allocation per call.
+   */
+  #bytesAt(addr: number): Uint8Array {
+    if (addr >= 0) {
+      this.#offset = addr & PAGE_MASK;
+      return this.#slab.pages[addr >>> PAGE_SHIFT];
+    }
+    this.#offset = 0;
+    return this.#large[~addr]!;
+  }
+
+  #offsetOf(addr: number): number {
+    return addr >= 0 ? addr & PAGE_MASK : 0;
+  }
+
+  #expiresAt(slot: number): number {
+    const addr = this.#table[slot * SLOT + ADDR];
+    if (addr >= 0) return this.#slab.expiries[addr >>> PAGE_SHIFT][(addr & PAGE_MASK) >>> 3];
+    const big = this.#large[~addr]!;
+    return new Float64Array(big.buffer, 0, 1)[0];
+  }
+
+  #setExpiresAt(slot: number, expiresAt: number): void {
+    const addr = this.#table[slot * SLOT + ADDR];
+    if (addr >= 0) this.#slab.expiries[addr >>> PAGE_SHIFT][(addr & PAGE_MASK) >>> 3] = expiresAt;
+    else new Float64Array(this.#large[~addr]!.buffer, 0, 1)[0] = expiresAt;
+  }
+
+  /** A view of the value in `slot`'s record, valid until the store changes. */
+  #value(slot: number): Uint8Array {
+    const at = slot * SLOT;
+    const t = this.#table;
+    const bytes = this.#bytesAt(t[at + ADDR]);
+    const start = this.#offset + EXPIRY_BYTES + t[at + KEY_LEN];
+    return bytes.subarray(start, start + t[at + VALUE_LEN]);
+  }
+
+  #allocRecord(size: number): number {
+    if (size <= MAX_SLAB_RECORD) return this.#slab.alloc(size);
+    const index = this.#largeFree.length > 0 ? this.#largeFree.pop()! : this.#large.length;
+    this.#large[index] = new Uint8Array(size);
+    return ~index;
+  }
+
+  #freeRecord(addr: number, size: number): void {
+    if (addr >= 0) this.#slab.free(addr, size);
+    else {
+      this.#large[~addr] = undefined;
+      this.#largeFree.push(~addr);
+    }
+  }
+
+  /** True iff a record growing or shrinking from `prev` to `next` bytes can stay at `addr`. */
+  #fitsInPlace(addr: number, prev: number, next: number): boolean {
+    if (addr < 0) return next === prev;
+    return next <= MAX_SLAB_RECORD && Slab.sameChunk(prev, next);
+  }
+
+  /** Slot of the last {@link #insert}. */
+  #lastSlot = -1;
+
+  /** Adds a key that is not in the table, doubling the table past 3/4 full. */
+  #insert(hash: number, addr: number, keyLen: number, valueLen: number): void {
+    if (++this.#count * 4 > (this.#table.length / SLOT) * 3) this.#grow();
+    this.#lastSlot = this.#place(this.#table, this.#shift, hash, addr, keyLen, valueLen);
+  }
+
+  #place(
+    t: Int32Array,
+    shift: number,
+    hash: number,
+    addr: number,
+    keyLen: number,
+    valueLen: number,
+  ): number {
+    const mask = (t.length / SLOT) - 1;
+    let i = Math.imul(hash, 0x9e3779b1) >>> shift;
+    while (t[i * SLOT + HASH] !== 0) i = (i + 1) & mask;
+    const at = i * SLOT;
+    t[at + HASH] = hash;
+    t[at + ADDR] = addr;
+    t[at + KEY_LEN] = keyLen;
+    t[at + VALUE_LEN] = valueLen;
+    return i;
+  }
+
+  #grow(): void {
+    const old = this.#table;
+    const t = new Int32Array(old.length * 2);
+    const shift = this.#shift - 1;
+    for (let at = 0; at < old.length; at += SLOT) {
+      if (old[at + HASH] === 0) continue;
+      this.#place(t, shift, old[at + HASH], old[at + ADDR], old[at + KEY_LEN], old[at + VALUE_LEN]);
+    }
+    this.#table = t;
+    this.#shift = shift;
+  }
+
+  /**
+   * Removes the key in `slot`. `k` is its binary string if the caller has
+   * it, and `index` its place in #sorted, or -1 if unknown.
+   */
+  #remove(slot: number, k: string | null, index: number): void {
+    const t = this.#table;
+    const at = slot * SLOT;
+    const keyLen = t[at + KEY_LEN];
+    const valueLen = t[at + VALUE_LEN];
+    if (index < 0) {
+      if (k === null) {
+        const bytes = this.#bytesAt(t[at + ADDR]);
+        const off = this.#offset + EXPIRY_BYTES;
+        k = keyToString(bytes.subarray(off, off + keyLen));
+      }
+      index = this.#lowerBound(k);
+    }
+    this.#sorted.splice(index, 1);
+    if (this.#expiresAt(slot) !== 0) this.#ttlCount--;
+    this.#freeRecord(t[at + ADDR], EXPIRY_BYTES + keyLen + valueLen);
+    this.#count--;
+    this.#bytes -= keyLen + valueLen;
+    // Backward-shift deletion: later slots of the same probe run move up so
+    // that no lookup stops early at the hole.
+    const mask = (t.length / SLOT) - 1;
+    let hole = slot;
+    for (let i = (slot + 1) & mask; t[i * SLOT + HASH] !== 0; i = (i + 1) & mask) {
+      const home = Math.imul(t[i * SLOT + HASH], 0x9e3779b1) >>> this.#shift;
+      // Move i into the hole unless its home lies cyclically in (hole, i].
+      const stays = hole <= i ? hole < home && home <= i : hole < home || home <= i;
+      if (stays) continue;
+      t.copyWithin(hole * SLOT, i * SLOT, i * SLOT + SLOT);
+      hole = i;
+    }
+    t.fill(0, hole * SLOT, hole * SLOT + SLOT);
   }
 
   /** First index whose key is >= k. */
@@ -461,8 +685,9 @@ export class ShardStore {
   /** Drops all stale items; called when they outnumber live TTLs. */
   #rebuildHeap(): void {
     const heap: HeapItem[] = [];
-    for (const [key, e] of this.#map) {
-      if (e.expiresAt !== 0) heap.push({ key, expiresAt: e.expiresAt });
+    for (const key of this.#sorted) {
+      const expiresAt = this.#expiresAt(this.#findString(key));
+      if (expiresAt !== 0) heap.push({ key, expiresAt });
     }
     this.#heap = heap;
     for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
