@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { pb } from "../mod.ts";
 import { Outcome, writeReplyFrame } from "../src/server/executor.ts";
 import { decodeHeader } from "../mod.ts";
-import { crc32 } from "../mod.ts";
+import { type BodyWriter, crc32 } from "../mod.ts";
+import { boolReplyWriter, getReplyWriter } from "../src/kv/reply_writers.ts";
 
 const bytes = (n: number, seed = 1) =>
   Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
@@ -25,20 +26,28 @@ const samples: [string, { encode(m: never): { finish(): Uint8Array } }, unknown]
   ["Error", pb.Error, { code: 7, message: "Run Get: boom, with ünïcödé" }],
 ];
 
+/**
+ * Checks that `make()` gives an outcome whose body is exactly `want`, written
+ * in place at an offset, once only, or made on demand.
+ */
+function assertWritesOnce(make: () => Outcome, want: Uint8Array, what: string): void {
+  const outcome = make();
+  assert.equal(outcome.size, want.length, what);
+  const dst = new Uint8Array(want.length + 10).fill(0xee);
+  outcome.writeBody(dst, 5);
+  assert.deepEqual(dst.subarray(5, 5 + want.length), want, what);
+  assert.equal(dst[4], 0xee, "nothing written before the offset");
+  assert.equal(dst[5 + want.length], 0xee, "nothing written past the body");
+  assert.throws(() => outcome.writeBody(dst, 0), /already written/, "written once only");
+  const fresh = make();
+  assert.deepEqual(fresh.body, want, "the body, made on demand, is the same");
+  assert.deepEqual(fresh.body, want, "and stays the same when asked again");
+}
+
 for (const [name, type, message] of samples) {
   Deno.test(`an encoded ${name} outcome writes the same bytes as protobufjs's finish()`, () => {
     const want = type.encode(message as never).finish();
-    const outcome = Outcome.encoded(0, type.encode(message as never));
-    assert.equal(outcome.size, want.length);
-    const dst = new Uint8Array(want.length + 10).fill(0xee);
-    outcome.writeBody(dst, 5);
-    assert.deepEqual(dst.subarray(5, 5 + want.length), want);
-    assert.equal(dst[4], 0xee, "nothing written before the offset");
-    assert.equal(dst[5 + want.length], 0xee, "nothing written past the body");
-    assert.throws(() => outcome.writeBody(dst, 0), /already written/, "ops run once only");
-    const fresh = Outcome.encoded(0, type.encode(message as never));
-    assert.deepEqual(fresh.body, want, "the body, made on demand, is the same");
-    assert.deepEqual(fresh.body, want, "and stays the same when asked again");
+    assertWritesOnce(() => Outcome.encoded(0, type.encode(message as never)), want, name);
   });
 }
 
@@ -55,3 +64,45 @@ Deno.test("a reply frame written from an encoded outcome carries the body's CRC"
   const trailer = new DataView(frame.buffer).getUint32(24 + h.bodyLen, true);
   assert.equal(trailer, crc32(body));
 });
+
+const writerSamples: [
+  string,
+  { encode(m: never): { finish(): Uint8Array } },
+  BodyWriter<never>,
+  unknown[],
+][] = [
+  ["GetReply", pb.GetReply, getReplyWriter as BodyWriter<never>, [
+    { found: true, value: bytes(100) },
+    { found: true, value: bytes(0) },
+    { found: true, value: bytes(127) },
+    { found: true, value: bytes(128) },
+    { found: true, value: bytes(16_384) },
+    { found: true, value: bytes(2_097_152) },
+    { found: false },
+    {},
+  ]],
+  ["PutReply", pb.PutReply, boolReplyWriter("replaced") as BodyWriter<never>, [
+    { replaced: true },
+    { replaced: false },
+    {},
+  ]],
+  ["DeleteReply", pb.DeleteReply, boolReplyWriter("deleted") as BodyWriter<never>, [
+    { deleted: true },
+    { deleted: false },
+    {},
+  ]],
+];
+
+for (const [name, type, writer, messages] of writerSamples) {
+  Deno.test(`the hand-written ${name} writer gives protobufjs's bytes for every shape`, () => {
+    for (const message of messages) {
+      const want = type.encode(message as never).finish();
+      const what = `${name} with ${JSON.stringify(Object.keys(message as object))}`;
+      assertWritesOnce(
+        () => Outcome.written(0, writer as BodyWriter<unknown>, message),
+        want,
+        what,
+      );
+    }
+  });
+}

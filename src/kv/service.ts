@@ -12,6 +12,7 @@ import type { evkv } from "../protocol/messages.ts";
 import { defineService, method, ServiceError } from "../server/service.ts";
 import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
+import { boolReplyWriter, getReplyWriter } from "./reply_writers.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 
 /** Longest key the spec allows. */
@@ -107,6 +108,7 @@ const kvService = defineService<ShardStore>({
       name: "Get",
       request: pb.GetRequest,
       reply: pb.GetReply,
+      replyWriter: getReplyWriter,
       route: keyShard,
       handler(req, ctx: Ctx) {
         const key = req.key ?? new Uint8Array(0);
@@ -119,6 +121,7 @@ const kvService = defineService<ShardStore>({
       name: "Put",
       request: pb.PutRequest,
       reply: pb.PutReply,
+      replyWriter: boolReplyWriter("replaced"),
       route: keyShard,
       handler(req, ctx: Ctx) {
         const key = req.key ?? new Uint8Array(0);
@@ -131,6 +134,7 @@ const kvService = defineService<ShardStore>({
       name: "Delete",
       request: pb.DeleteRequest,
       reply: pb.DeleteReply,
+      replyWriter: boolReplyWriter("deleted"),
       route: keyShard,
       handler(req, ctx: Ctx) {
         const key = req.key ?? new Uint8Array(0);

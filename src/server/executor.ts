@@ -24,7 +24,13 @@ import {
   type StatsSnapshot,
   withoutCaller,
 } from "../stats/resources.ts";
-import { type HandlerContext, type Method, type Service, ServiceError } from "./service.ts";
+import {
+  type BodyWriter,
+  type HandlerContext,
+  type Method,
+  type Service,
+  ServiceError,
+} from "./service.ts";
 
 /**
  * What protobufjs's Writer is inside: a list of write operations whose total
@@ -53,6 +59,9 @@ export class Outcome {
   #size: number;
   #bytes: Uint8Array | null;
   #ops: EncodedOps | null;
+  /** With {@link #message}: a body still to be written by a BodyWriter. */
+  #writer: BodyWriter<unknown> | null;
+  #message: unknown;
 
   /** An outcome whose body is these bytes. */
   constructor(status: number, body: Uint8Array) {
@@ -60,6 +69,21 @@ export class Outcome {
     this.#size = body.length;
     this.#bytes = body;
     this.#ops = null;
+    this.#writer = null;
+    this.#message = null;
+  }
+
+  /**
+   * An outcome whose body `writer` will write from `message`, which must
+   * stay unchanged until then.
+   */
+  static written(status: number, writer: BodyWriter<unknown>, message: unknown): Outcome {
+    const o = new Outcome(status, EMPTY);
+    o.#size = writer.size(message);
+    o.#bytes = null;
+    o.#writer = writer;
+    o.#message = message;
+    return o;
   }
 
   /**
@@ -96,6 +120,14 @@ export class Outcome {
    * do), so a second write throws rather than send wrong bytes.
    */
   writeBody(dst: Uint8Array, off: number): void {
+    const writer = this.#writer;
+    if (writer !== null) {
+      // Once only, like the ops: the message may view memory that changes.
+      this.#writer = null;
+      writer.write(this.#message, dst, off);
+      this.#message = null;
+      return;
+    }
     const ops = this.#ops;
     if (ops === null) {
       if (this.#bytes === null) throw new Error("Write reply body: it was already written");
@@ -233,7 +265,9 @@ export class Executor<State> {
   #encode(m: Method<State>, reply: unknown): Outcome {
     let outcome: Outcome;
     try {
-      outcome = Outcome.encoded(Status.OK, m.reply.encode(reply));
+      outcome = m.replyWriter
+        ? Outcome.written(Status.OK, m.replyWriter, reply)
+        : Outcome.encoded(Status.OK, m.reply.encode(reply));
     } catch (e) {
       return errorOutcome(Status.INTERNAL, `Encode ${m.name} reply: ${message(e)}`);
     }
