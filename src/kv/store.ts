@@ -53,7 +53,10 @@ export interface ScanOptions {
 export interface ScanEntry {
   /** A fresh copy of the key bytes. */
   key: Uint8Array;
-  /** The stored value; callers must not mutate it. */
+  /**
+   * A view of the stored value, not a copy: valid until the store next
+   * changes, and not to be mutated.
+   */
   value: Uint8Array;
 }
 
@@ -231,8 +234,10 @@ export class ShardStore {
   }
 
   /**
-   * Returns the stored value (not a copy), or `undefined` if the key is
-   * missing or expired. An expired key found here is deleted.
+   * Returns a view of the stored value, or `undefined` if the key is
+   * missing or expired. The view is not a copy: it is valid until the store
+   * next changes (a handler encodes it before returning, which is in time),
+   * and must not be mutated. An expired key found here is deleted.
    *
    * @example
    * ```ts
