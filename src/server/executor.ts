@@ -52,14 +52,25 @@ interface EncodedOp {
   next: EncodedOp | undefined;
 }
 
+/** Runs a protobufjs Writer's operations into the destination. */
+const opsWriter: BodyWriter<EncodedOps> = {
+  size: (ops) => ops.len,
+  write(ops, dst, off) {
+    let pos = off;
+    for (let op = ops.head.next; op !== undefined; op = op.next) {
+      op.fn(op.val, dst, pos);
+      pos += op.len;
+    }
+  },
+};
+
 /** A reply's status and encoded body. */
 export class Outcome {
   /** Wire status; 0 is OK. */
   readonly status: number;
   #size: number;
   #bytes: Uint8Array | null;
-  #ops: EncodedOps | null;
-  /** With {@link #message}: a body still to be written by a BodyWriter. */
+  /** With {@link #message}: a body still to be written, or null. */
   #writer: BodyWriter<unknown> | null;
   #message: unknown;
 
@@ -68,7 +79,6 @@ export class Outcome {
     this.status = status;
     this.#size = body.length;
     this.#bytes = body;
-    this.#ops = null;
     this.#writer = null;
     this.#message = null;
   }
@@ -91,12 +101,7 @@ export class Outcome {
    * values it references must stay unchanged until the body is written.
    */
   static encoded(status: number, writer: { finish(): Uint8Array }): Outcome {
-    const ops = writer as unknown as EncodedOps;
-    const o = new Outcome(status, EMPTY);
-    o.#size = ops.len;
-    o.#bytes = null;
-    o.#ops = ops;
-    return o;
+    return Outcome.written(status, opsWriter as BodyWriter<unknown>, writer);
   }
 
   /** Body length in bytes. */
@@ -115,31 +120,21 @@ export class Outcome {
   }
 
   /**
-   * Writes the body into `dst` at `off`. An encoded body can be written
-   * once: protobufjs's operations may consume their values (64-bit varints
-   * do), so a second write throws rather than send wrong bytes.
+   * Writes the body into `dst` at `off`. A body still to be written can be
+   * written once: protobufjs's operations may consume their values (64-bit
+   * varints do), and a BodyWriter's message may view memory that changes
+   * later, so a second write throws rather than send wrong bytes.
    */
   writeBody(dst: Uint8Array, off: number): void {
     const writer = this.#writer;
-    if (writer !== null) {
-      // Once only, like the ops: the message may view memory that changes.
-      this.#writer = null;
-      writer.write(this.#message, dst, off);
-      this.#message = null;
-      return;
-    }
-    const ops = this.#ops;
-    if (ops === null) {
+    if (writer === null) {
       if (this.#bytes === null) throw new Error("Write reply body: it was already written");
       dst.set(this.#bytes, off);
       return;
     }
-    this.#ops = null;
-    let pos = off;
-    for (let op = ops.head.next; op !== undefined; op = op.next) {
-      op.fn(op.val, dst, pos);
-      pos += op.len;
-    }
+    this.#writer = null;
+    writer.write(this.#message, dst, off);
+    this.#message = null;
   }
 }
 
