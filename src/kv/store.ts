@@ -172,7 +172,6 @@ export class ShardStore {
    * its low bits are nearly equal within one shard.
    */
   #shift = 32 - Math.log2(INITIAL_SLOTS);
-  #count = 0;
   /** Records up to MAX_SLAB_RECORD bytes. */
   #slab = new Slab();
   /** Bigger records, one buffer each; the table holds ~index as the address. */
@@ -215,7 +214,7 @@ export class ShardStore {
    * ```
    */
   get size(): number {
-    return this.#count;
+    return this.#sorted.length;
   }
 
   /**
@@ -288,14 +287,11 @@ export class ShardStore {
       const prevSize = EXPIRY_BYTES + keyLen + prevLen;
       const size = EXPIRY_BYTES + keyLen + value.length;
       if (!this.#fitsInPlace(t[at + ADDR], prevSize, size)) {
+        const from = this.#bytesAt(t[at + ADDR]);
+        const keyAt = this.#offset + EXPIRY_BYTES;
         const addr = this.#allocRecord(size);
-        this.#bytesAt(addr).set(
-          this.#bytesAt(t[at + ADDR]).subarray(
-            this.#offset + EXPIRY_BYTES,
-            this.#offset + EXPIRY_BYTES + keyLen,
-          ),
-          this.#offsetOf(addr) + EXPIRY_BYTES,
-        );
+        const to = this.#bytesAt(addr);
+        to.set(from.subarray(keyAt, keyAt + keyLen), this.#offset + EXPIRY_BYTES);
         this.#freeRecord(t[at + ADDR], prevSize);
         t[at + ADDR] = addr;
       }
@@ -315,10 +311,9 @@ export class ShardStore {
     const off = this.#offset;
     bytes.set(key, off + EXPIRY_BYTES);
     bytes.set(value, off + EXPIRY_BYTES + keyLen);
-    this.#insert(stored(hash), addr, keyLen, value.length);
-    this.#setExpiresAt(this.#lastSlot, expiresAt);
     const k = keyToString(key);
     this.#sorted.splice(this.#lowerBound(k), 0, k);
+    this.#setExpiresAt(this.#insert(stored(hash), addr, keyLen, value.length), expiresAt);
     this.#bytes += keyLen + value.length;
     if (hasTtl) this.#track(k, expiresAt);
     return false;
@@ -381,7 +376,8 @@ export class ShardStore {
     while (i < sorted.length) {
       const k = sorted[i];
       if (!k.startsWith(prefix)) break;
-      const slot = this.#findString(k);
+      const key = stringToKey(k);
+      const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
       const expiresAt = this.#expiresAt(slot);
       if (expiresAt !== 0 && expiresAt <= now) {
         // Removing at i shifts the next key into slot i, so do not advance.
@@ -396,7 +392,7 @@ export class ShardStore {
         // k is live and has the prefix, so `more` is exact here.
         return { entries, more: true };
       }
-      entries.push({ key: stringToKey(k), value: this.#value(slot) });
+      entries.push({ key, value: this.#value(slot) });
       total += size;
       i++;
     }
@@ -476,7 +472,6 @@ export class ShardStore {
   clear(): void {
     this.#table = new Int32Array(INITIAL_SLOTS * SLOT);
     this.#shift = 32 - Math.log2(INITIAL_SLOTS);
-    this.#count = 0;
     this.#slab = new Slab();
     this.#large = [];
     this.#largeFree = [];
@@ -527,10 +522,6 @@ export class ShardStore {
     return this.#large[~addr]!;
   }
 
-  #offsetOf(addr: number): number {
-    return addr >= 0 ? addr & PAGE_MASK : 0;
-  }
-
   #expiresAt(slot: number): number {
     const addr = this.#table[slot * SLOT + ADDR];
     if (addr >= 0) return this.#slab.expiries[addr >>> PAGE_SHIFT][(addr & PAGE_MASK) >>> 3];
@@ -574,13 +565,13 @@ export class ShardStore {
     return next <= MAX_SLAB_RECORD && Slab.sameChunk(prev, next);
   }
 
-  /** Slot of the last {@link #insert}. */
-  #lastSlot = -1;
-
-  /** Adds a key that is not in the table, doubling the table past 3/4 full. */
-  #insert(hash: number, addr: number, keyLen: number, valueLen: number): void {
-    if (++this.#count * 4 > (this.#table.length / SLOT) * 3) this.#grow();
-    this.#lastSlot = this.#place(this.#table, this.#shift, hash, addr, keyLen, valueLen);
+  /**
+   * Adds a key that is not in the table (but already in #sorted, which
+   * counts it), doubling the table past 3/4 full; returns its slot.
+   */
+  #insert(hash: number, addr: number, keyLen: number, valueLen: number): number {
+    if (this.#sorted.length * 4 > (this.#table.length / SLOT) * 3) this.#grow();
+    return this.#place(this.#table, this.#shift, hash, addr, keyLen, valueLen);
   }
 
   #place(
@@ -634,7 +625,6 @@ export class ShardStore {
     this.#sorted.splice(index, 1);
     if (this.#expiresAt(slot) !== 0) this.#ttlCount--;
     this.#freeRecord(t[at + ADDR], EXPIRY_BYTES + keyLen + valueLen);
-    this.#count--;
     this.#bytes -= keyLen + valueLen;
     // Backward-shift deletion: later slots of the same probe run move up so
     // that no lookup stops early at the hole.
