@@ -31,6 +31,7 @@ export {
   type ShutdownReport,
 } from "./src/server/server.ts";
 export {
+  type BodyReader,
   type BodyWriter,
   type ConnectionInfo,
   defineService,

@@ -13,6 +13,7 @@ import { defineService, method, ServiceError } from "../server/service.ts";
 import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
 import { boolReplyWriter, getReplyWriter } from "./reply_writers.ts";
+import { keyRequestReader, putRequestReader } from "./request_readers.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 
 /** Longest key the spec allows. */
@@ -108,6 +109,7 @@ const kvService = defineService<ShardStore>({
       name: "Get",
       request: pb.GetRequest,
       reply: pb.GetReply,
+      requestReader: keyRequestReader,
       replyWriter: getReplyWriter,
       route: keyShard,
       handler(req, ctx: Ctx) {
@@ -121,6 +123,7 @@ const kvService = defineService<ShardStore>({
       name: "Put",
       request: pb.PutRequest,
       reply: pb.PutReply,
+      requestReader: putRequestReader,
       replyWriter: boolReplyWriter("replaced"),
       route: keyShard,
       handler(req, ctx: Ctx) {
@@ -134,6 +137,7 @@ const kvService = defineService<ShardStore>({
       name: "Delete",
       request: pb.DeleteRequest,
       reply: pb.DeleteReply,
+      requestReader: keyRequestReader,
       replyWriter: boolReplyWriter("deleted"),
       route: keyShard,
       handler(req, ctx: Ctx) {

@@ -113,7 +113,9 @@ export class Session {
   ): void {
     const p = new PendingReply(this, calls, render);
     this.#order.push(p);
-    calls.forEach((c, part) => site.call(conn, p, c.code, part, 0, c.body, 0, true));
+    calls.forEach((c, part) =>
+      site.call(conn, p, c.code, part, 0, c.body, 0, c.body.length, 0, true)
+    );
   }
 
   /** Writes every finished reply at the head of the order. */

@@ -29,9 +29,11 @@ export interface CallSite {
   /** The IO worker's counters. */
   readonly stats: StatsBlock;
   /**
-   * Runs method `code` on `body` (a view valid during this call) wherever
-   * its route says, and answers through `sink` with `requestId`. Internal
-   * methods are refused with UNKNOWN_METHOD unless `internal` is true.
+   * Runs method `code` on the body in `bytes[start, end)` (valid during this
+   * call) wherever its route says, and answers through `sink` with
+   * `requestId`. Internal methods are refused with UNKNOWN_METHOD unless
+   * `internal` is true. The body comes as a range, not a view, because most
+   * calls never need a view of their own.
    */
   call(
     conn: Connection,
@@ -39,7 +41,9 @@ export interface CallSite {
     code: number,
     requestId: number,
     flags: number,
-    body: Uint8Array,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
     deadline: number,
     internal: boolean,
   ): void;

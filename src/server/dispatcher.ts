@@ -156,7 +156,9 @@ export class Dispatcher implements CallSite {
     code: number,
     requestId: number,
     flags: number,
-    body: Uint8Array,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
     deadline: number,
     internal: boolean,
   ): void {
@@ -176,15 +178,23 @@ export class Dispatcher implements CallSite {
     }
     const route = m.route;
     if (route === "all") {
+      const body = bytes.subarray(start, end);
       this.#fanOut(conn, sink, m, code, requestId, flags, body, deadline);
       return;
     }
     const shards = this.#o.shards;
-    let shard: number;
+    let shard = 0;
     if (route === "local") shard = this.#o.host ? this.#o.index : conn.info.id % shards;
-    else shard = (route(body, shards) >>> 0) % shards;
+    else if (shards > 1) shard = (route(bytes.subarray(start, end), shards) >>> 0) % shards;
     if (this.#o.requests[shard] === null) {
-      const outcome = this.#o.host!.executor.execute(code, body, deadline, this.#caller(conn));
+      const outcome = this.#o.host!.executor.execute(
+        code,
+        bytes,
+        start,
+        end,
+        deadline,
+        this.#caller(conn),
+      );
       if (outcome instanceof Promise) {
         outcome.then((o) => {
           this.#finish(conn, sink, code, requestId, oneway, o);
@@ -195,6 +205,7 @@ export class Dispatcher implements CallSite {
       }
       return;
     }
+    const body = bytes.subarray(start, end);
     if (!this.#push(shard, conn, sink, requestId, code, flags, body, deadline, 0, !oneway)) {
       this.#finish(conn, sink, code, requestId, oneway, this.#overloaded(m, shard));
       return;
@@ -320,7 +331,14 @@ export class Dispatcher implements CallSite {
       }
     }
     if (local >= 0) {
-      const outcome = this.#o.host!.executor.execute(code, body, deadline, this.#caller(conn));
+      const outcome = this.#o.host!.executor.execute(
+        code,
+        body,
+        0,
+        body.length,
+        deadline,
+        this.#caller(conn),
+      );
       if (!oneway) {
         f.remaining++;
         if (outcome instanceof Promise) {

@@ -219,14 +219,16 @@ export class Executor<State> {
   }
 
   /**
-   * Runs method `code` on `body` (a view that is only valid during the
-   * call) unless `deadline` (a Date.now() value, 0 for none) has passed.
-   * Returns a promise only when the handler is async. `caller` is what the
-   * request holds meanwhile (see {@link CallerFootprint}).
+   * Runs method `code` on the body in `bytes[start, end)` (memory that is
+   * only valid during the call) unless `deadline` (a Date.now() value, 0 for
+   * none) has passed. Returns a promise only when the handler is async.
+   * `caller` is what the request holds meanwhile (see {@link CallerFootprint}).
    */
   execute(
     code: number,
-    body: Uint8Array,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
     deadline: number,
     caller: CallerFootprint,
   ): Outcome | Promise<Outcome> {
@@ -241,7 +243,8 @@ export class Executor<State> {
     }
     let request: unknown;
     try {
-      request = m.request.decode(body);
+      if (m.requestReader !== null) request = m.requestReader.read(bytes, start, end);
+      if (request === undefined) request = m.request.decode(bytes.subarray(start, end));
     } catch (e) {
       return errorOutcome(Status.BAD_REQUEST, `Decode ${m.name} request: ${message(e)}`);
     }

@@ -88,7 +88,18 @@ export const nativeCodec: Codec = {
     }
     const timeoutMs = readU32(buf, off + HeaderOffset.timeoutMs);
     const deadline = timeoutMs === 0 ? 0 : conn.readAt + timeoutMs;
-    const body = buf.subarray(off + HEADER_SIZE, off + total - 4);
-    site.call(conn, nativeSink, code, requestId, flags, body, deadline, false);
+    const bodyEnd = off + total - 4;
+    site.call(
+      conn,
+      nativeSink,
+      code,
+      requestId,
+      flags,
+      buf,
+      off + HEADER_SIZE,
+      bodyEnd,
+      deadline,
+      false,
+    );
   },
 };

@@ -105,11 +105,18 @@ export class ShardHost<State> {
       const code = codeFlags & 0xffff;
       const slotBytes = Ring.recordSize(ring.payloadLength);
       stats.alloc(Res.task, bodyLen);
-      const body = ring.u8.subarray(off + REQUEST_HEADER, off + REQUEST_HEADER + bodyLen);
+      const bodyAt = off + REQUEST_HEADER;
       this.#caller.receiveBytes = u32[w + Req.receiveBytes];
       this.#caller.taskBytes = bodyLen;
       this.#caller.ringSlotBytes = slotBytes;
-      let outcome = this.#exec.execute(code, body, deadline, this.#caller);
+      let outcome = this.#exec.execute(
+        code,
+        ring.u8,
+        bodyAt,
+        bodyAt + bodyLen,
+        deadline,
+        this.#caller,
+      );
       if (outcome instanceof Promise) outcome = await outcome;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
