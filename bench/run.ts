@@ -5,8 +5,8 @@
  * same entry as `deno task serve`, runs every scenario against it with the
  * load generator of `kvclient bench`, and stops it with SIGTERM. Then it
  * runs the pipelined scenario's best evkv mode and best echo server
- * {@link REPEATS} more times, alternating, so that its goal is judged on
- * medians rather than on one noisy run. It writes `bench/results/<date>.md`
+ * {@link REPEATS} more rounds, back to back, so that its goal is judged on
+ * the median of paired ratios rather than on one noisy run. It writes `bench/results/<date>.md`
  * (tables, and each scenario's best evkv mode as a ratio of the echo
  * ceiling) and `bench/results/<date>.svg` (the chart).
  *
@@ -78,10 +78,11 @@ const ECHO_THREADS = [1, 2];
 /** Load generator worker threads (capped by the connection count). */
 const LOADGEN_THREADS = 2;
 /**
- * Extra runs of the pipelined scenario for its best evkv mode and its best
- * echo server, alternating, after the matrix. On a shared 2-vCPU VM one run
- * of either moved by ±15% from run to run (the echo ceiling 1.24-1.50M
- * ops/s), enough to flip the goal's verdict; the verdict uses the medians.
+ * Extra rounds of the pipelined scenario after the matrix: its best evkv
+ * mode and its best echo server back to back, alternating which goes first.
+ * On a shared 2-vCPU VM one run of either moved by ±15% from run to run
+ * (the echo ceiling 1.24-1.50M ops/s), enough to flip the goal's verdict;
+ * the verdict uses the median of the rounds' ratios.
  */
 const REPEATS = 4;
 /** The scenario whose goal is a throughput ratio, and so gets {@link REPEATS}. */
@@ -304,8 +305,8 @@ export function renderReport(
   out.push("");
   out.push(
     "For each scenario, the evkv mode with the most ops/s, as a fraction of what the best " +
-      "echo server did on the same connections. Where a scenario has more than one run, " +
-      "each side is its median run (by ops/s), and its latencies are that run's.",
+      "echo server did on the same connections. Where a scenario has more than one round, " +
+      "the row is the round with the median ratio.",
   );
   out.push("");
   out.push(
@@ -325,24 +326,22 @@ export function renderReport(
   out.push("");
   const repeated = ratios.find((c) => c.scenario === REPEATED.name && c.runs > 1);
   if (repeated) {
-    const runsOf = (name: string) =>
-      rows.filter((r) => r.scenario === REPEATED && r.target.name === name)
-        .sort((a, b) => (a.round ?? 0) - (b.round ?? 0));
-    const mine = runsOf(repeated.best);
-    const theirs = runsOf(repeated.echo);
+    const named = (name: string) => TARGETS.find((t) => t.name === name)!;
+    const pairs = pairedRounds(rows, REPEATED, named(repeated.best), named(repeated.echo));
     out.push(
-      `Every run of "${REPEATED.name}" behind the medians (round 0 is the matrix above; ` +
-        "the repeats alternate which server goes first):",
+      `Every round of "${REPEATED.name}" (round 0 is the matrix above; in the repeats the ` +
+        "two servers run back to back, alternating which goes first). The figure above is " +
+        "the round with the median ratio:",
     );
     out.push("");
     out.push(`| round | ${repeated.best} ops/s | ${repeated.echo} ops/s | ratio |`);
     out.push("|---:|---:|---:|---:|");
-    for (let i = 0; i < Math.min(mine.length, theirs.length); i++) {
-      const a = mine[i].result.opsPerSec;
-      const b = theirs[i].result.opsPerSec;
+    for (const [mine, theirs] of pairs) {
+      const a = mine.result.opsPerSec;
+      const b = theirs.result.opsPerSec;
       out.push(
-        `| ${mine[i].round ?? 0} | ${fmtInt(a)} | ${fmtInt(b)} | ` +
-          `${b > 0 ? ((a / b) * 100).toFixed(0) : "-"}% |`,
+        `| ${mine.round ?? 0} | ${fmtInt(a)} | ${fmtInt(b)} | ` +
+          `${b > 0 ? ((a / b) * 100).toFixed(1) : "-"}% |`,
       );
     }
     out.push("");
@@ -354,8 +353,8 @@ export function renderReport(
   if (pipe) {
     out.push(
       `- 50 conns, pipeline 16 at >= 50% of the echo ceiling's ops/s: ` +
-        `${(pipe.ratio * 100).toFixed(0)}%${
-          pipe.runs > 1 ? ` (medians of ${pipe.runs} runs)` : ""
+        `${(pipe.ratio * 100).toFixed(1)}%${
+          pipe.runs > 1 ? ` (median of ${pipe.runs} paired rounds)` : ""
         }, ` +
         `${pipe.ratio >= 0.5 ? "met" : "not met"}.`,
     );
@@ -425,22 +424,24 @@ export function renderReport(
   return out.join("\n");
 }
 
-/** The run with the median ops/s (the lower middle one for an even count). */
-export function medianRun(runs: RunRow[]): RunRow {
-  const sorted = [...runs].sort((a, b) => a.result.opsPerSec - b.result.opsPerSec);
-  return sorted[(sorted.length - 1) >> 1];
+/** The middle value's index in `values` (the lower middle one for an even count). */
+function medianIndex(values: number[]): number {
+  const order = values.map((_, i) => i).sort((a, b) => values[a] - values[b]);
+  return order[(order.length - 1) >> 1];
 }
 
 /**
  * Each scenario's best evkv mode against the best echo server of the same
  * scenario, both picked from the matrix (round 0). Where a scenario was
- * repeated, each side is the median of its runs (round 0 and the repeats).
+ * repeated, the two ran back to back in every round, so each round gives
+ * one ratio that the machine's drift between rounds does not skew; the
+ * figure is the round with the median ratio (its ops/s and latencies).
  */
 export function ceilingRatios(rows: RunRow[]): {
   scenario: string;
   best: string;
   echo: string;
-  /** Runs behind each side's figure. */
+  /** Rounds behind the figure: 1, or the paired runs of a repeated scenario. */
   runs: number;
   evkvOps: number;
   echoOps: number;
@@ -458,19 +459,21 @@ export function ceilingRatios(rows: RunRow[]): {
     const evkv = mine.filter((r) => !r.target.echo);
     if (echoes.length === 0 || evkv.length === 0) continue;
     const top = (a: RunRow, b: RunRow) => (b.result.opsPerSec > a.result.opsPerSec ? b : a);
-    const runsOf = (t: Target) => rows.filter((r) => r.scenario === s && r.target === t);
-    const bestRuns = runsOf(evkv.reduce(top).target);
-    const echoRuns = runsOf(echoes.reduce(top).target);
-    const best = medianRun(bestRuns);
-    const echo = medianRun(echoRuns);
+    const bestTarget = evkv.reduce(top).target;
+    const echoTarget = echoes.reduce(top).target;
+    const pairs = pairedRounds(rows, s, bestTarget, echoTarget);
+    const ratios = pairs.map(([a, b]) =>
+      b.result.opsPerSec > 0 ? a.result.opsPerSec / b.result.opsPerSec : 0
+    );
+    const [best, echo] = pairs[medianIndex(ratios)];
     out.push({
       scenario: s.name,
       best: best.target.name,
       echo: echo.target.name,
-      runs: Math.min(bestRuns.length, echoRuns.length),
+      runs: pairs.length,
       evkvOps: best.result.opsPerSec,
       echoOps: echo.result.opsPerSec,
-      ratio: echo.result.opsPerSec > 0 ? best.result.opsPerSec / echo.result.opsPerSec : 0,
+      ratio: ratios[medianIndex(ratios)],
       evkvP99: best.result.latencyMs.p99,
       echoP99: echo.result.latencyMs.p99,
       evkvP50: best.result.latencyMs.p50,
@@ -481,6 +484,23 @@ export function ceilingRatios(rows: RunRow[]): {
     });
   }
   return out;
+}
+
+/** The runs of `a` and `b` in `scenario`, paired by round, for rounds both have. */
+export function pairedRounds(
+  rows: RunRow[],
+  scenario: Scenario,
+  a: Target,
+  b: Target,
+): [RunRow, RunRow][] {
+  const of = (t: Target) => rows.filter((r) => r.scenario === scenario && r.target === t);
+  const theirs = of(b);
+  const pairs: [RunRow, RunRow][] = [];
+  for (const mine of of(a)) {
+    const other = theirs.find((r) => (r.round ?? 0) === (mine.round ?? 0));
+    if (other) pairs.push([mine, other]);
+  }
+  return pairs.sort(([x], [y]) => (x.round ?? 0) - (y.round ?? 0));
 }
 
 function message(err: unknown): string {
