@@ -80,7 +80,14 @@ export {
   writeHeader,
   writeU32,
 } from "./src/protocol/frame.ts";
-export { crc32, crc32Js, crc32Of, crc32Range, NATIVE_CRC_THRESHOLD } from "./src/protocol/crc32.ts";
+export {
+  crc32,
+  crc32Combine,
+  crc32Js,
+  crc32Of,
+  crc32Range,
+  NATIVE_CRC_THRESHOLD,
+} from "./src/protocol/crc32.ts";
 export { encodeError, type evkv, pb } from "./src/protocol/messages.ts";
 export {
   BLOCK_SLOTS,

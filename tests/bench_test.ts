@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
+import { connect } from "../src/client/client.ts";
 import { BENCH_JSON_FIELDS, benchArgs, benchMain, runBench } from "../src/client/bench.ts";
 import { renderChart } from "../bench/svg.ts";
 
@@ -40,6 +41,16 @@ Deno.test("bench: runBench measures a real server", async () => {
     // The server counted the same traffic: fill Puts plus the timed phase.
     const served = server.stats().counters.requests;
     assert.ok(served >= r.ops + r.fill.keys, `server saw ${served} requests`);
+    // The frames are assembled per request: the keys they name are the ones
+    // the fill stored, bench:000 to bench:199, each with a 32-byte value.
+    await using client = await connect({ port: server.addr.port });
+    const page = await client.scan("bench:", { limit: 1000 });
+    const dec = new TextDecoder();
+    assert.deepEqual(
+      page.entries.map((e) => dec.decode(e.key)),
+      Array.from({ length: 200 }, (_, i) => `bench:${String(i).padStart(3, "0")}`),
+    );
+    assert.ok(page.entries.every((e) => e.value.length === 32));
   } finally {
     const report = await server.shutdown();
     assert.deepEqual(report.leaks, []);

@@ -16,7 +16,7 @@ import {
   TRAILER_SIZE,
   VERSION,
 } from "../src/protocol/constants.ts";
-import { crc32, crc32Js, NATIVE_CRC_THRESHOLD } from "../src/protocol/crc32.ts";
+import { crc32, crc32Combine, crc32Js, NATIVE_CRC_THRESHOLD } from "../src/protocol/crc32.ts";
 import {
   BAD_PREAMBLE,
   BODY_TOO_LARGE,
@@ -201,6 +201,20 @@ Deno.test("crc32 and crc32Js both give 0xCBF43926 for the check string 123456789
   assert.equal(crc32(check), 0xcbf43926);
   assert.equal(crc32Js(check), 0xcbf43926);
   assert.equal(zlibCrc32(check) >>> 0, 0xcbf43926);
+});
+
+Deno.test("crc32Combine gives the CRC-32 of two parts joined, from the parts' CRCs", () => {
+  const rand = prng(7);
+  const data = randomBytes(5000, rand);
+  for (let i = 0; i < 300; i++) {
+    const cut = Math.floor(rand() * 200);
+    const end = cut + Math.floor(rand() * 4000);
+    const a = data.subarray(0, cut);
+    const b = data.subarray(cut, end);
+    const want = zlibCrc32(data.subarray(0, end)) >>> 0;
+    assert.equal(crc32Combine(crc32(a), crc32(b), b.length), want, `${a.length} + ${b.length}`);
+  }
+  assert.equal(crc32Combine(0xcbf43926, 0, 0), 0xcbf43926, "an empty tail changes nothing");
 });
 
 Deno.test("crc32 and crc32Js agree with node:zlib for every length from 0 to 600", () => {
