@@ -21,6 +21,7 @@
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/client/bench.ts";
 import { type ChartRow, renderChart } from "./svg.ts";
+import { latencyNs } from "./cache_probe.ts";
 import {
   freePort,
   have,
@@ -245,7 +246,15 @@ export function renderReport(
   rows: RunRow[],
   exits: Exit[],
   failures: string[],
-  meta: { stamp: string; seconds: number; svgName: string; totalS: number; load: number[] },
+  meta: {
+    stamp: string;
+    seconds: number;
+    svgName: string;
+    totalS: number;
+    load: number[];
+    /** {@link cacheReach} before and after the runs. */
+    cache?: { before: string; after: string };
+  },
   resp: RespRun[] = [],
   respNote = "",
 ): string {
@@ -259,6 +268,14 @@ export function renderReport(
       `start ${meta.load.map((l) => l.toFixed(2)).join(" ")}.`,
   );
   out.push("");
+  if (meta.cache) {
+    out.push(
+      "Cache reach (`bench/cache_probe.ts`, ns per dependent load over a working set; the " +
+        "store's records and table are ~1.3 MiB, and other tenants of the host change how " +
+        `much cache this VM gets): before the runs ${meta.cache.before}; after ${meta.cache.after}.`,
+    );
+    out.push("");
+  }
   out.push(
     `Workload: Get:Put ${WORKLOAD.ratio.get}:${WORKLOAD.ratio.put}, uniform over ` +
       `${fmtInt(WORKLOAD.keys)} keys, ${WORKLOAD.valueSize}-byte values; the keyspace is filled ` +
@@ -523,6 +540,12 @@ function stampNow(d: Date): string {
     `${p(d.getUTCHours())}${p(d.getUTCMinutes())}`;
 }
 
+/** Dependent-load latency at working sets around the store's size, e.g. "1 MiB 16 ns, ...". */
+function cacheReach(): string {
+  return [1024, 2048, 4096].map((kib) => `${kib / 1024} MiB ${latencyNs(kib).toFixed(0)} ns`)
+    .join(", ");
+}
+
 /** The evkv mode of the RESP comparison: the suite's best mode for pipelined load. */
 const RESP_TARGET = TARGETS.find((t) => t.name === "inline/reuseport")!;
 
@@ -659,6 +682,7 @@ async function main(args: string[]): Promise<number> {
         "other work will skew the numbers.",
     );
   }
+  const cacheBefore = cacheReach();
   const rows: RunRow[] = [];
   const exits: Exit[] = [];
   const failures: string[] = [];
@@ -676,6 +700,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const { runs: resp, note: respNote } = await respComparison(failures);
+  const cacheAfter = cacheReach();
   const totalS = (performance.now() - began) / 1000;
   // Runs go server by server; tables and chart read better scenario by scenario.
   const order = (r: RunRow) => SCENARIOS.indexOf(r.scenario) * 100 + TARGETS.indexOf(r.target);
@@ -703,6 +728,7 @@ async function main(args: string[]): Promise<number> {
       svgName: `${stamp}.svg`,
       totalS,
       load,
+      cache: { before: cacheBefore, after: cacheAfter },
     },
     resp,
     respNote,
