@@ -3,9 +3,9 @@
  * of dependent loads, one per 64-byte line, in random order over working
  * sets from 32 KiB to 64 MiB. Each load waits for the one before, so the
  * time per load is the latency of wherever that line lives. On the shared
- * 2-vCPU VM the benchmark report comes from it was ~18 ns up to 2 MiB and
- * ~186 ns from 4 MiB on: the store's ~1.3 MiB of records and table, V8's
- * young generation and the load generator share only a few MiB.
+ * 2-vCPU VM the benchmark reports come from it read ~18 ns up to 2 MiB at
+ * some times and ~81 ns at 1 MiB at others, as other tenants took more or
+ * less of the shared cache; the store alone is ~1.5 MiB of records and table.
  *
  * Run: `deno run bench/cache_probe.ts`
  *

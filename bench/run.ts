@@ -271,7 +271,7 @@ export function renderReport(
   if (meta.cache) {
     out.push(
       "Cache reach (`bench/cache_probe.ts`, ns per dependent load over a working set; the " +
-        "store's records and table are ~1.3 MiB, and other tenants of the host change how " +
+        "store's records and table are ~1.5 MiB, and other tenants of the host change how " +
         `much cache this VM gets): before the runs ${meta.cache.before}; after ${meta.cache.after}.`,
     );
     out.push("");
