@@ -343,8 +343,6 @@ export function renderReport(
   out.push("");
   const repeated = ratios.find((c) => c.scenario === REPEATED.name && c.runs > 1);
   if (repeated) {
-    const named = (name: string) => TARGETS.find((t) => t.name === name)!;
-    const pairs = pairedRounds(rows, REPEATED, named(repeated.best), named(repeated.echo));
     out.push(
       `Every round of "${REPEATED.name}" (round 0 is the matrix above; in the repeats the ` +
         "two servers run back to back, alternating which goes first). The figure above is " +
@@ -353,12 +351,10 @@ export function renderReport(
     out.push("");
     out.push(`| round | ${repeated.best} ops/s | ${repeated.echo} ops/s | ratio |`);
     out.push("|---:|---:|---:|---:|");
-    for (const [mine, theirs] of pairs) {
-      const a = mine.result.opsPerSec;
-      const b = theirs.result.opsPerSec;
+    for (const r of repeated.rounds) {
       out.push(
-        `| ${mine.round ?? 0} | ${fmtInt(a)} | ${fmtInt(b)} | ` +
-          `${b > 0 ? ((a / b) * 100).toFixed(1) : "-"}% |`,
+        `| ${r.round} | ${fmtInt(r.evkvOps)} | ${fmtInt(r.echoOps)} | ` +
+          `${r.echoOps > 0 ? (r.ratio * 100).toFixed(1) : "-"}% |`,
       );
     }
     out.push("");
@@ -460,6 +456,8 @@ export function ceilingRatios(rows: RunRow[]): {
   echo: string;
   /** Rounds behind the figure: 1, or the paired runs of a repeated scenario. */
   runs: number;
+  /** Each round's pair, in round order. */
+  rounds: { round: number; evkvOps: number; echoOps: number; ratio: number }[];
   evkvOps: number;
   echoOps: number;
   ratio: number;
@@ -482,15 +480,22 @@ export function ceilingRatios(rows: RunRow[]): {
     const ratios = pairs.map(([a, b]) =>
       b.result.opsPerSec > 0 ? a.result.opsPerSec / b.result.opsPerSec : 0
     );
-    const [best, echo] = pairs[medianIndex(ratios)];
+    const middle = medianIndex(ratios);
+    const [best, echo] = pairs[middle];
     out.push({
       scenario: s.name,
       best: best.target.name,
       echo: echo.target.name,
       runs: pairs.length,
+      rounds: pairs.map(([a, b], i) => ({
+        round: a.round ?? 0,
+        evkvOps: a.result.opsPerSec,
+        echoOps: b.result.opsPerSec,
+        ratio: ratios[i],
+      })),
       evkvOps: best.result.opsPerSec,
       echoOps: echo.result.opsPerSec,
-      ratio: ratios[medianIndex(ratios)],
+      ratio: ratios[middle],
       evkvP99: best.result.latencyMs.p99,
       echoP99: echo.result.latencyMs.p99,
       evkvP50: best.result.latencyMs.p50,
@@ -504,7 +509,7 @@ export function ceilingRatios(rows: RunRow[]): {
 }
 
 /** The runs of `a` and `b` in `scenario`, paired by round, for rounds both have. */
-export function pairedRounds(
+function pairedRounds(
   rows: RunRow[],
   scenario: Scenario,
   a: Target,
