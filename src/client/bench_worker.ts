@@ -256,18 +256,21 @@ class Frames {
 
   /** Writes the Get of key `k` at `dst[off]`; returns the offset past it. */
   writeGet(k: number, dst: Uint8Array, off: number): number {
-    dst.set(this.#get, off);
-    this.#digits(k, dst, off + this.#digitsAt);
-    writeU32(dst, off + this.getLen - 4, this.#getCrc[k]);
-    return off + this.getLen;
+    return this.#write(this.#get, this.#getCrc, k, dst, off);
   }
 
   /** Writes the Put of key `k` at `dst[off]`; returns the offset past it. */
   writePut(k: number, dst: Uint8Array, off: number): number {
-    dst.set(this.#put, off);
+    return this.#write(this.#put, this.#putCrc, k, dst, off);
+  }
+
+  /** `template` with key `k`'s digits and body CRC, at `dst[off]`. */
+  #write(template: Uint8Array, crcs: Uint32Array, k: number, dst: Uint8Array, off: number): number {
+    dst.set(template, off);
     this.#digits(k, dst, off + this.#digitsAt);
-    writeU32(dst, off + this.putLen - 4, this.#putCrc[k]);
-    return off + this.putLen;
+    const end = off + template.length;
+    writeU32(dst, end - 4, crcs[k]);
+    return end;
   }
 }
 
