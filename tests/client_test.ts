@@ -13,6 +13,7 @@ import {
   Status,
 } from "../src/client/mod.ts";
 import { main } from "../src/client/cli.ts";
+import { concat } from "./support.ts";
 import { Flags, KvMethod } from "../src/protocol/constants.ts";
 import { checkFrame, decodeHeader, encodeFrame, type FrameHeader } from "../src/protocol/frame.ts";
 import { encodeError, pb } from "../src/protocol/messages.ts";
@@ -43,7 +44,7 @@ class Peer {
       const chunk = new Uint8Array(64 * 1024);
       const n = await this.conn.read(chunk);
       if (n === null) throw new Error("client closed the connection");
-      this.#buf = concat([this.#buf, chunk.subarray(0, n)]);
+      this.#buf = concat(this.#buf, chunk.subarray(0, n));
     }
   }
 
@@ -83,16 +84,6 @@ function errorReply(req: Frame, status: number, message: string): Uint8Array {
 
 function getReply(req: Frame, value: Uint8Array | undefined): Uint8Array {
   return reply(req, pb.GetReply.encode({ found: value !== undefined, value }).finish());
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 function u32le(n: number): number[] {
@@ -155,7 +146,7 @@ Deno.test("a get request is framed to the byte, with timeout_ms from the call or
     assert.equal(ping.header.bodyLen, 0);
     assert.deepEqual([...ping.raw.subarray(24)], [0, 0, 0, 0], "an empty body has crc 0");
 
-    await peer.write(concat([getReply(get, enc.encode("v")), reply(ping, new Uint8Array(0))]));
+    await peer.write(concat(getReply(get, enc.encode("v")), reply(ping, new Uint8Array(0))));
     assert.equal(dec.decode(await got), "v");
     assert.deepEqual(await pinged, new Uint8Array(0));
   }, { timeoutMs: 777 });
@@ -240,7 +231,7 @@ Deno.test("a client timeout rejects with DEADLINE_EXCEEDED and the late reply is
     const [f] = await peer.readFrames(1);
     assert.notEqual(f.header.requestId, late.header.requestId);
     await peer.write(
-      concat([getReply(late, enc.encode("too late")), getReply(f, enc.encode("ok"))]),
+      concat(getReply(late, enc.encode("too late")), getReply(f, enc.encode("ok"))),
     );
     assert.equal(dec.decode((await fast)!), "ok");
   });
@@ -302,7 +293,7 @@ Deno.test("many replies in one write are all delivered", async () => {
   await withPeer(async (client, peer) => {
     const calls = Array.from({ length: 200 }, (_, i) => client.get(`k${i}`));
     const frames = await peer.readFrames(calls.length);
-    await peer.write(concat(frames.map((f) => getReply(f, pb.GetRequest.decode(f.body).key))));
+    await peer.write(concat(...frames.map((f) => getReply(f, pb.GetRequest.decode(f.body).key))));
     const values = (await Promise.all(calls)).map((v) => v && dec.decode(v));
     assert.deepEqual(values, calls.map((_, i) => `k${i}`));
   });
@@ -313,7 +304,7 @@ Deno.test("a reply larger than the read buffer is received whole", async () => {
     const big = new Uint8Array(300_000).map((_, i) => i % 251);
     const calls = [client.get("big"), client.get("small"), client.get("big2")];
     const [a, b, c] = await peer.readFrames(3);
-    await peer.write(concat([getReply(a, big), getReply(b, enc.encode("s")), getReply(c, big)]));
+    await peer.write(concat(getReply(a, big), getReply(b, enc.encode("s")), getReply(c, big)));
     const [gotBig, gotSmall, gotBig2] = await Promise.all(calls);
     assert.deepEqual(gotBig, big);
     assert.equal(dec.decode(gotSmall!), "s");

@@ -35,7 +35,7 @@ import {
 } from "../src/protocol/frame.ts";
 import { encodeError, pb } from "../src/protocol/messages.ts";
 import { hashBytes, keyShard } from "../src/kv/route.ts";
-import { seededRandom } from "./support.ts";
+import { concat, seededRandom } from "./support.ts";
 
 const enc = new TextEncoder();
 
@@ -45,16 +45,6 @@ function randomBytes(n: number, rand: () => number): Uint8Array {
   const b = new Uint8Array(n);
   for (let i = 0; i < n; i++) b[i] = (rand() * 256) | 0;
   return b;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 function hex(b: Uint8Array): string {

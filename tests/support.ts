@@ -220,3 +220,14 @@ export function seededRandom(seed: number): () => number {
   const next = mulberry32(seed);
   return () => next() / 4294967296;
 }
+
+/** The bytes of `parts`, one after another, in a new array. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
