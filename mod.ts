@@ -116,6 +116,7 @@ export {
   type ScanOptions,
   type ScanResult,
   ShardStore,
+  type StoredValue,
   stringToKey,
 } from "./src/kv/store.ts";
 

@@ -7,6 +7,7 @@ import {
   ShardStore,
   stringToKey,
 } from "../src/kv/store.ts";
+import { crc32 } from "../src/protocol/crc32.ts";
 import { seededRandom } from "./support.ts";
 
 const enc = new TextEncoder();
@@ -495,4 +496,38 @@ Deno.test("a value read from the store can be put back even when the put adds re
   }
   for (let i = 0; i < 400; i++) assert.deepEqual(store.get(b(`k${i}`)), first, `k${i}`);
   assert.equal(txt(store.get(first.subarray(0, 3))), "x");
+});
+
+Deno.test("lookup gives each value with the CRC-32 of the bytes stored, through every kind of put", () => {
+  const c = fakeClock();
+  const store = new ShardStore(c.now);
+  const check = (key: string, want: Uint8Array, what: string) => {
+    const hit = store.lookup(b(key));
+    assert.ok(hit, what);
+    assert.deepEqual(hit.value, want, what);
+    assert.equal(hit.crc, crc32(want), what);
+    assert.deepEqual(store.get(b(key)), want, what);
+  };
+  const v = (n: number, fill: number) => new Uint8Array(n).map((_, i) => (i * 7 + fill) & 0xff);
+  store.put(b("k"), v(100, 1), 0);
+  check("k", v(100, 1), "new record");
+  store.put(b("k"), v(101, 2), 0);
+  check("k", v(101, 2), "replaced in the same chunk");
+  store.put(b("k"), v(3000, 3), 0);
+  check("k", v(3000, 3), "moved to a bigger chunk");
+  store.put(b("k"), v(20_000, 4), 0);
+  check("k", v(20_000, 4), "moved to its own buffer");
+  store.put(b("k"), v(20_000, 5), 0);
+  check("k", v(20_000, 5), "replaced in its own buffer");
+  store.put(b("k"), EMPTY, 0);
+  check("k", EMPTY, "empty value");
+  // A neighbour's record in the same page is not disturbed.
+  store.put(b("a"), v(90, 6), 0);
+  store.put(b("k"), v(90, 7), 0);
+  check("a", v(90, 6), "neighbour");
+  check("k", v(90, 7), "after neighbour");
+  store.put(b("t"), v(10, 8), 5);
+  c.t += 5;
+  assert.equal(store.lookup(b("t")), undefined, "an expired key is missing");
+  assert.equal(store.lookup(b("none")), undefined, "a missing key is missing");
 });

@@ -13,6 +13,7 @@
  */
 import type { BodyWriter } from "../server/service.ts";
 import type { evkv } from "../protocol/messages.ts";
+import { crc32Combine, crc32Range } from "../protocol/crc32.ts";
 
 /** Bytes of `n` (0..2^32-1) as a protobuf varint. */
 function varintSize(n: number): number {
@@ -34,7 +35,43 @@ const BOOL_FIELD_1 = 0x08;
 const BYTES_FIELD_2 = 0x12;
 
 /**
- * `GetReply { bool found = 1; bytes value = 2; }`.
+ * A GetReply as the Get handler makes it: with the CRC-32 the store kept
+ * for the value, which is not sent as a field but gives the body's CRC.
+ */
+export interface StoredGetReply extends evkv.v1.IGetReply {
+  /** CRC-32 of `value`, when known. */
+  valueCrc?: number;
+}
+
+/** Value lengths whose head-CRC term is cached; longer ones compute it each time. */
+const HEAD_CACHE = 4096;
+/** headTerm(true, n) for n < HEAD_CACHE, +1 (0 = not computed yet). */
+const headCache = new Float64Array(HEAD_CACHE);
+const headScratch = new Uint8Array(8);
+
+/**
+ * What the body's head (the `found` field, the value's tag and length)
+ * contributes to the body's CRC: the body's CRC is this XOR the value's
+ * own CRC (CRC-32 is linear; see {@link crc32Combine}).
+ */
+function headTerm(found: boolean | null | undefined, length: number): number {
+  const cached = found === true && length < HEAD_CACHE;
+  if (cached && headCache[length] !== 0) return headCache[length] - 1;
+  let n = 0;
+  if (found != null) {
+    headScratch[n++] = BOOL_FIELD_1;
+    headScratch[n++] = found ? 1 : 0;
+  }
+  headScratch[n++] = BYTES_FIELD_2;
+  n = writeVarint(headScratch, n, length);
+  const term = crc32Combine(crc32Range(headScratch, 0, n), 0, length);
+  if (cached) headCache[length] = term + 1;
+  return term;
+}
+
+/**
+ * `GetReply { bool found = 1; bytes value = 2; }`. Given the value's CRC
+ * (`valueCrc`), it gives the body's CRC without reading the value.
  *
  * @example
  * ```ts
@@ -44,7 +81,7 @@ const BYTES_FIELD_2 = 0x12;
  * getReplyWriter.write(reply, out, 0); // [0x08, 1, 0x12, 1, 7]
  * ```
  */
-export const getReplyWriter: BodyWriter<evkv.v1.IGetReply> = {
+export const getReplyWriter: BodyWriter<StoredGetReply> = {
   size(m) {
     let n = m.found == null ? 0 : 2;
     const v = m.value;
@@ -62,6 +99,11 @@ export const getReplyWriter: BodyWriter<evkv.v1.IGetReply> = {
       off = writeVarint(dst, off, v.length);
       dst.set(v, off);
     }
+  },
+  crc(m) {
+    const v = m.value;
+    if (v == null || m.valueCrc === undefined) return -1;
+    return (headTerm(m.found, v.length) ^ m.valueCrc) >>> 0;
   },
 };
 

@@ -12,7 +12,7 @@ import type { evkv } from "../protocol/messages.ts";
 import { defineService, method, ServiceError } from "../server/service.ts";
 import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
-import { boolReplyWriter, getReplyWriter } from "./reply_writers.ts";
+import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
 import { keyRequestReader, putRequestReader } from "./request_readers.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 
@@ -105,7 +105,7 @@ const kvService = defineService<ShardStore>({
       reply: pb.PingReply,
       handler: (req) => ({ payload: req.payload }),
     }),
-    [KvMethod.Get]: method<evkv.v1.IGetRequest, evkv.v1.IGetReply, ShardStore>({
+    [KvMethod.Get]: method<evkv.v1.IGetRequest, StoredGetReply, ShardStore>({
       name: "Get",
       request: pb.GetRequest,
       reply: pb.GetReply,
@@ -115,8 +115,10 @@ const kvService = defineService<ShardStore>({
       handler(req, ctx: Ctx) {
         const key = req.key ?? new Uint8Array(0);
         checkKey("Get", key);
-        const value = ctx.state.get(key);
-        return value === undefined ? { found: false } : { found: true, value };
+        const hit = ctx.state.lookup(key);
+        return hit === undefined
+          ? { found: false }
+          : { found: true, value: hit.value, valueCrc: hit.crc };
       },
     }),
     [KvMethod.Put]: method<evkv.v1.IPutRequest, evkv.v1.IPutReply, ShardStore>({

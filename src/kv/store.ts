@@ -12,6 +12,8 @@
  *
  * @module
  */
+import { crc32Of } from "../protocol/crc32.ts";
+import { readU32, writeU32 } from "../protocol/frame.ts";
 import { hashBytes } from "./route.ts";
 import { MAX_SLAB_RECORD, PAGE_BYTES, Slab } from "./slab.ts";
 
@@ -58,6 +60,24 @@ export interface ScanEntry {
    * changes, and not to be mutated.
    */
   value: Uint8Array;
+}
+
+/**
+ * A value found by {@linkcode ShardStore.lookup}.
+ *
+ * @example
+ * ```ts
+ * const v: StoredValue = { value: new Uint8Array([1]), crc: 0xa505df1b };
+ * ```
+ */
+export interface StoredValue {
+  /**
+   * A view of the stored value, not a copy: valid until the store next
+   * changes, and not to be mutated.
+   */
+  value: Uint8Array;
+  /** CRC-32 of the value, computed when it was stored. */
+  crc: number;
 }
 
 /**
@@ -129,8 +149,12 @@ const KEY_LEN = 2;
 const VALUE_LEN = 3;
 /** Slots in a new table; it doubles past 3/4 full. */
 const INITIAL_SLOTS = 1024;
-/** A record starts with its expiry (float64), then the key, then the value. */
-const EXPIRY_BYTES = 8;
+/**
+ * A record starts with its expiry (float64) and its value's CRC-32, then
+ * the key, then the value.
+ */
+const CRC_AT = 8;
+const RECORD_HEADER = 12;
 const PAGE_MASK = PAGE_BYTES - 1;
 const PAGE_SHIFT = Math.log2(PAGE_BYTES);
 
@@ -245,14 +269,41 @@ export class ShardStore {
    * ```
    */
   get(key: Uint8Array): Uint8Array | undefined {
-    const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
+    const slot = this.#findLive(key);
+    return slot < 0 ? undefined : this.#value(slot);
+  }
+
+  /**
+   * Like {@linkcode ShardStore.get}, with the value's CRC-32 as computed
+   * when it was stored, so a reply can carry a checksum without another
+   * pass over the value (and a value changed in memory since shows up as a
+   * CRC mismatch at the client rather than as silently wrong bytes).
+   *
+   * @example
+   * ```ts
+   * const s = new ShardStore();
+   * s.put(new Uint8Array([1]), new TextEncoder().encode("123456789"), 0);
+   * s.lookup(new Uint8Array([1]))?.crc; // 0xcbf43926
+   * ```
+   */
+  lookup(key: Uint8Array): StoredValue | undefined {
+    const slot = this.#findLive(key);
     if (slot < 0) return undefined;
+    const value = this.#value(slot);
+    const record = this.#bytesAt(this.#table[slot * SLOT + ADDR]);
+    return { value, crc: readU32(record, this.#offset + CRC_AT) };
+  }
+
+  /** The slot of `key` if it is stored and not expired (an expired one is deleted), else -1. */
+  #findLive(key: Uint8Array): number {
+    const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
+    if (slot < 0) return -1;
     const expiresAt = this.#expiresAt(slot);
     if (expiresAt !== 0 && expiresAt <= this.#now()) {
       this.#remove(slot, null, -1);
-      return undefined;
+      return -1;
     }
-    return this.#value(slot);
+    return slot;
   }
 
   /**
@@ -284,20 +335,20 @@ export class ShardStore {
       const at = slot * SLOT;
       const replaced = old === 0 || old > now;
       const prevLen = t[at + VALUE_LEN];
-      const prevSize = EXPIRY_BYTES + keyLen + prevLen;
-      const size = EXPIRY_BYTES + keyLen + value.length;
+      const prevSize = RECORD_HEADER + keyLen + prevLen;
+      const size = RECORD_HEADER + keyLen + value.length;
       if (!this.#fitsInPlace(t[at + ADDR], prevSize, size)) {
         const from = this.#bytesAt(t[at + ADDR]);
-        const keyAt = this.#offset + EXPIRY_BYTES;
+        const keyAt = this.#offset + RECORD_HEADER;
         const addr = this.#allocRecord(size);
         const to = this.#bytesAt(addr);
-        to.set(from.subarray(keyAt, keyAt + keyLen), this.#offset + EXPIRY_BYTES);
+        to.set(from.subarray(keyAt, keyAt + keyLen), this.#offset + RECORD_HEADER);
         this.#freeRecord(t[at + ADDR], prevSize);
         t[at + ADDR] = addr;
       }
       t[at + VALUE_LEN] = value.length;
       const bytes = this.#bytesAt(t[at + ADDR]);
-      bytes.set(value, this.#offset + EXPIRY_BYTES + keyLen);
+      this.#setValue(bytes, this.#offset, keyLen, value);
       this.#setExpiresAt(slot, expiresAt);
       this.#bytes += value.length - prevLen;
       if (old !== 0) this.#ttlCount--;
@@ -305,12 +356,12 @@ export class ShardStore {
       return replaced;
     }
 
-    const size = EXPIRY_BYTES + keyLen + value.length;
+    const size = RECORD_HEADER + keyLen + value.length;
     const addr = this.#allocRecord(size);
     const bytes = this.#bytesAt(addr);
     const off = this.#offset;
-    bytes.set(key, off + EXPIRY_BYTES);
-    bytes.set(value, off + EXPIRY_BYTES + keyLen);
+    bytes.set(key, off + RECORD_HEADER);
+    this.#setValue(bytes, off, keyLen, value);
     const k = keyToString(key);
     this.#sorted.splice(this.#lowerBound(k), 0, k);
     this.#setExpiresAt(this.#insert(stored(hash), addr, keyLen, value.length), expiresAt);
@@ -493,7 +544,7 @@ export class ShardStore {
       if (h === 0) return -1;
       if (h !== want || t[at + KEY_LEN] !== n) continue;
       const bytes = this.#bytesAt(t[at + ADDR]);
-      const off = this.#offset + EXPIRY_BYTES;
+      const off = this.#offset + RECORD_HEADER;
       let j = 0;
       while (j < n && bytes[off + j] === key[j]) j++;
       if (j === n) return i;
@@ -535,12 +586,23 @@ export class ShardStore {
     else new Float64Array(this.#large[~addr]!.buffer, 0, 1)[0] = expiresAt;
   }
 
+  /**
+   * Copies `value` into the record at `bytes[off]` (whose key is `keyLen`
+   * bytes) with its CRC-32, computed from the copy: what a Get reply later
+   * derives its checksum from is what the record holds.
+   */
+  #setValue(bytes: Uint8Array, off: number, keyLen: number, value: Uint8Array): void {
+    const start = off + RECORD_HEADER + keyLen;
+    bytes.set(value, start);
+    writeU32(bytes, off + CRC_AT, crc32Of(bytes, start, start + value.length));
+  }
+
   /** A view of the value in `slot`'s record, valid until the store changes. */
   #value(slot: number): Uint8Array {
     const at = slot * SLOT;
     const t = this.#table;
     const bytes = this.#bytesAt(t[at + ADDR]);
-    const start = this.#offset + EXPIRY_BYTES + t[at + KEY_LEN];
+    const start = this.#offset + RECORD_HEADER + t[at + KEY_LEN];
     return bytes.subarray(start, start + t[at + VALUE_LEN]);
   }
 
@@ -617,14 +679,14 @@ export class ShardStore {
     if (index < 0) {
       if (k === null) {
         const bytes = this.#bytesAt(t[at + ADDR]);
-        const off = this.#offset + EXPIRY_BYTES;
+        const off = this.#offset + RECORD_HEADER;
         k = keyToString(bytes.subarray(off, off + keyLen));
       }
       index = this.#lowerBound(k);
     }
     this.#sorted.splice(index, 1);
     if (this.#expiresAt(slot) !== 0) this.#ttlCount--;
-    this.#freeRecord(t[at + ADDR], EXPIRY_BYTES + keyLen + valueLen);
+    this.#freeRecord(t[at + ADDR], RECORD_HEADER + keyLen + valueLen);
     this.#bytes -= keyLen + valueLen;
     // Backward-shift deletion: later slots of the same probe run move up so
     // that no lookup stops early at the hole.

@@ -120,6 +120,17 @@ export class Outcome {
   }
 
   /**
+   * The body's CRC-32 if its writer knows it without the bytes (see
+   * {@link BodyWriter.crc}), else -1. Ask before {@link writeBody}.
+   */
+  knownCrc(): number {
+    const writer = this.#writer;
+    if (writer === null || writer.crc === undefined) return -1;
+    const crc = writer.crc(this.#message);
+    return crc >= 0 ? crc : -1;
+  }
+
+  /**
    * Writes the body into `dst` at `off`. A body still to be written can be
    * written once: protobufjs's operations may consume their values (64-bit
    * varints do), and a BodyWriter's message may view memory that changes
@@ -162,8 +173,10 @@ export function writeReplyFrame(
   const flags = outcome.status === 0 ? Flags.REPLY : Flags.REPLY | Flags.ERROR;
   const at = off + HEADER_SIZE;
   writeHeader(dst, off, flags, code, requestId, outcome.status, size, 0);
+  const known = outcome.knownCrc();
   outcome.writeBody(dst, at);
-  writeU32(dst, at + size, size === 0 ? 0 : crc32Of(dst, at, at + size));
+  const crc = size === 0 ? 0 : known >= 0 ? known : crc32Of(dst, at, at + size);
+  writeU32(dst, at + size, crc);
 }
 
 const ERROR_COUNTER_BASE = Counter["errors.BAD_REQUEST"];

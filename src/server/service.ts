@@ -45,6 +45,13 @@ export interface BodyWriter<T> {
   size(message: T): number;
   /** Writes exactly `size(message)` bytes at `dst[off]`. */
   write(message: T, dst: Uint8Array, off: number): void;
+  /**
+   * The CRC-32 of the bytes `write` will write, when `message` carries
+   * enough to know it without them (a checksum kept with stored data);
+   * a negative number when it does not, and the server computes it. Called
+   * before `write`. A wrong answer reaches the client as a CRC mismatch.
+   */
+  crc?(message: T): number;
 }
 
 /**
