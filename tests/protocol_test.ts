@@ -16,7 +16,13 @@ import {
   TRAILER_SIZE,
   VERSION,
 } from "../src/protocol/constants.ts";
-import { crc32, crc32Combine, crc32Js, NATIVE_CRC_THRESHOLD } from "../src/protocol/crc32.ts";
+import {
+  crc32,
+  crc32Combine,
+  crc32Js,
+  crc32Range,
+  NATIVE_CRC_THRESHOLD,
+} from "../src/protocol/crc32.ts";
 import {
   BAD_PREAMBLE,
   BODY_TOO_LARGE,
@@ -215,6 +221,12 @@ Deno.test("crc32 and crc32Js agree with node:zlib for every length from 0 to 600
     const want = zlibCrc32(b) >>> 0;
     assert.equal(crc32Js(b), want, `crc32Js, length ${n}`);
     assert.equal(crc32(b), want, `crc32, length ${n}`);
+  }
+  for (let start = 1; start < 5; start++) {
+    for (let n = 0; n <= 64; n++) {
+      const want = zlibCrc32(data.subarray(start, start + n)) >>> 0;
+      assert.equal(crc32Range(data, start, start + n), want, `crc32Range at ${start}, length ${n}`);
+    }
   }
 });
 

@@ -60,6 +60,15 @@ export function crc32Range(bytes: Uint8Array, start: number, end: number): numbe
       t[768 + bytes[i + 12]] ^ t[512 + bytes[i + 13]] ^ t[256 + bytes[i + 14]] ^ t[bytes[i + 15]];
     i += 16;
   }
+  // The rest four bytes at a time, then byte by byte: a 104-byte body
+  // (a Get reply) measured 92 -> 72 ns against bytes only after the blocks.
+  const end4 = end - ((end - i) & 3);
+  while (i < end4) {
+    const a = crc ^ (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24));
+    crc = t[768 + (a & 0xff)] ^ t[512 + ((a >>> 8) & 0xff)] ^ t[256 + ((a >>> 16) & 0xff)] ^
+      t[a >>> 24];
+    i += 4;
+  }
   while (i < end) crc = t[(crc ^ bytes[i++]) & 0xff] ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
