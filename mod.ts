@@ -40,6 +40,7 @@ export {
   type Method,
   method,
   type MethodSpec,
+  RequestBatch,
   type Route,
   type Service,
   ServiceError,

@@ -13,8 +13,11 @@
  *
  * @module
  */
+import { KvMethod } from "../protocol/constants.ts";
 import type { evkv } from "../protocol/messages.ts";
-import type { BodyReader } from "../server/service.ts";
+import type { BodyReader, HandlerContext, RequestBatch } from "../server/service.ts";
+import { hashBytes } from "./route.ts";
+import type { ShardStore } from "./store.ts";
 
 /** What protobufjs gives for an absent bytes field. */
 const NO_BYTES = new Uint8Array(0);
@@ -106,3 +109,55 @@ export const putRequestReader: BodyReader<evkv.v1.IPutRequest> = {
     return { key: key ?? NO_BYTES, value: value ?? NO_BYTES, ttlMs: ttlMs < 0 ? 0 : ttlMs };
   },
 };
+
+/** Key ranges of a batch, reused across batches (one thread per module instance). */
+let keyStarts = new Int32Array(64);
+let keyEnds = new Int32Array(64);
+/** Where the store's prefetch results go, so that its reads are kept. */
+let prefetched = 0;
+
+/**
+ * The KV service's prefetch hook ({@link Service.prefetch}): finds the key
+ * of every Get, Put and Delete in the batch whose body starts with its key
+ * field (as protobufjs writes them) and that this shard serves, and has
+ * the store touch their slots and records in one go.
+ *
+ * @example
+ * ```ts
+ * import { defineService } from "../server/service.ts";
+ * import { prefetchKeys } from "./request_readers.ts";
+ * import { ShardStore } from "./store.ts";
+ * defineService({
+ *   name: "kv-like",
+ *   createState: () => new ShardStore(),
+ *   prefetch: prefetchKeys,
+ *   methods: {},
+ * });
+ * ```
+ */
+export function prefetchKeys(batch: RequestBatch, ctx: HandlerContext<ShardStore>): void {
+  const n = batch.length;
+  if (keyStarts.length < n) {
+    keyStarts = new Int32Array(n);
+    keyEnds = new Int32Array(n);
+  }
+  const b = batch.bytes;
+  const shards = ctx.shards;
+  let keys = 0;
+  for (let i = 0; i < n; i++) {
+    const code = batch.codes[i];
+    if (code !== KvMethod.Get && code !== KvMethod.Put && code !== KvMethod.Delete) continue;
+    const end = batch.ends[i];
+    const start = batch.starts[i];
+    if (start >= end || b[start] !== BYTES_FIELD_1) continue;
+    const len = varint(b, start + 1, end);
+    const at = next;
+    if (at < 0 || len > end - at) continue;
+    // Keys of other shards go elsewhere (the route is the same hash).
+    if (shards > 1 && hashBytes(b, at, at + len) % shards !== ctx.shard) continue;
+    keyStarts[keys] = at;
+    keyEnds[keys] = at + len;
+    keys++;
+  }
+  if (keys > 0) prefetched ^= ctx.state.prefetch(b, keyStarts, keyEnds, keys);
+}

@@ -13,7 +13,7 @@ import { defineService, method, ServiceError } from "../server/service.ts";
 import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
 import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
-import { keyRequestReader, putRequestReader } from "./request_readers.ts";
+import { keyRequestReader, prefetchKeys, putRequestReader } from "./request_readers.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 
 /** Longest key the spec allows. */
@@ -98,6 +98,7 @@ const kvService = defineService<ShardStore>({
     store.sweep(SWEEP_BATCH);
     return store.nextExpiryIn();
   },
+  prefetch: prefetchKeys,
   methods: {
     [KvMethod.Ping]: method<evkv.v1.IPingRequest, evkv.v1.IPingReply, ShardStore>({
       name: "Ping",

@@ -8,7 +8,7 @@
  */
 import type { Connection } from "./connection.ts";
 import type { Outcome } from "./executor.ts";
-import type { Service } from "./service.ts";
+import type { RequestBatch, Service } from "./service.ts";
 import type { StatsBlock } from "../stats/resources.ts";
 
 /** Where the answer to one call goes. */
@@ -47,6 +47,15 @@ export interface CallSite {
     deadline: number,
     internal: boolean,
   ): void;
+  /**
+   * A batch for the codec to fill ({@link Codec.collect}) with the
+   * requests of a read before dispatching them, when the shard they run on
+   * is hosted here and its service has a {@link Service.prefetch} hook;
+   * else null.
+   */
+  readonly prefetchBatch: RequestBatch | null;
+  /** Gives {@link prefetchBatch} to the service's prefetch hook. */
+  prefetch(): void;
   /** Answers a request the codec itself rejected (a bad CRC, say). */
   reject(
     conn: Connection,
@@ -78,6 +87,13 @@ export interface Codec {
   check(conn: Connection, buf: Uint8Array, start: number, end: number, maxBody: number): number;
   /** Total bytes the frame at `start` needs, when known, for buffer sizing; else 0. */
   sizeHint(buf: Uint8Array, start: number, end: number): number;
+  /**
+   * Optional: puts the requests of the whole frames at the start of
+   * `buf[start, end)` into `batch` (after resetting it), as many as fit,
+   * without dispatching them or checking their CRCs. Only for
+   * {@link Service.prefetch}, so it may stop early.
+   */
+  collect?(buf: Uint8Array, start: number, end: number, maxBody: number, batch: RequestBatch): void;
   /** Handles one whole frame `buf[off, off + total)`. */
   dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void;
 }

@@ -187,6 +187,11 @@ export class Connection {
     const buf = this.#buf;
     const limits = owner.limits;
     let budget = limits.framesPerTurn;
+    const batch = owner.site.prefetchBatch;
+    if (batch !== null && codec.collect !== undefined) {
+      codec.collect(buf, this.#start, this.#end, owner.maxBody, batch);
+      if (batch.length > 0) owner.site.prefetch();
+    }
     while (!this.closed) {
       const total = codec.check(this, buf, this.#start, this.#end, owner.maxBody);
       if (total > 0) {

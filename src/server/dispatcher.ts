@@ -16,7 +16,7 @@ import { countError, errorOutcome, Outcome } from "./executor.ts";
 import { Fifo } from "./fifo.ts";
 import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
 import { Ring } from "./ring.ts";
-import type { Method, Service } from "./service.ts";
+import { type Method, RequestBatch, type Service } from "./service.ts";
 import type { ShardHost } from "./shard_host.ts";
 
 /** A reply a shard owes, in the order the shard will send them. */
@@ -70,6 +70,8 @@ export interface DispatcherOptions {
   maxBody: number;
   /** Called after answers that arrive outside a batch (async handlers). */
   endOfBatch: () => void;
+  /** Most frames one turn of a connection runs: the prefetch batch's size. */
+  framesPerTurn: number;
 }
 
 /** Routes calls to shards and brings their answers back. */
@@ -78,6 +80,8 @@ export class Dispatcher implements CallSite {
   readonly stats: StatsBlock;
   /** True once the server drains: new calls get SHUTTING_DOWN. */
   draining = false;
+  /** See {@link CallSite.prefetchBatch}: only for a shard hosted here. */
+  readonly prefetchBatch: RequestBatch | null;
   readonly #o: DispatcherOptions;
   /** Calls made here and not yet answered, across all connections. */
   #inflight = 0;
@@ -109,6 +113,8 @@ export class Dispatcher implements CallSite {
     this.service = options.service;
     this.stats = options.stats;
     this.#owed = options.requests.map(() => new Fifo<Owed>());
+    const hook = options.host !== null && options.service.prefetch !== undefined;
+    this.prefetchBatch = hook ? new RequestBatch(options.framesPerTurn) : null;
   }
 
   /** True while this worker owes too many replies to parse more. */
@@ -137,6 +143,10 @@ export class Dispatcher implements CallSite {
   }
 
   // --- CallSite ------------------------------------------------------------
+
+  prefetch(): void {
+    this.#o.host!.executor.prefetch(this.prefetchBatch!);
+  }
 
   reject(
     conn: Connection,

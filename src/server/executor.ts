@@ -28,6 +28,7 @@ import {
   type BodyWriter,
   type HandlerContext,
   type Method,
+  type RequestBatch,
   type Service,
   ServiceError,
 } from "./service.ts";
@@ -229,6 +230,19 @@ export class Executor<State> {
   /** Runs the service's idle hook; returns ms until it wants to run again. */
   idle(): number {
     return this.#service.idle ? this.#service.idle(this.#ctx.state) : Infinity;
+  }
+
+  /**
+   * Runs the service's prefetch hook, if any, on `batch`. A hook that
+   * throws loses only its head start: the requests run as they would have.
+   */
+  prefetch(batch: RequestBatch): void {
+    if (this.#service.prefetch === undefined) return;
+    try {
+      this.#service.prefetch(batch, this.#ctx);
+    } catch {
+      // Nothing was promised to anyone; the requests will say what is wrong.
+    }
   }
 
   /**

@@ -146,6 +146,7 @@ class IoWorker implements ConnectionOwner {
       maxInflight: init.limits.maxInflightPerWorker,
       maxBody: init.maxBody,
       endOfBatch: () => this.endOfBatch(),
+      framesPerTurn: init.limits.framesPerTurn,
     });
   }
 

@@ -16,6 +16,7 @@ import {
   type ReplySink,
 } from "./codec.ts";
 import type { Connection } from "./connection.ts";
+import type { RequestBatch } from "./service.ts";
 import { errorOutcome } from "./executor.ts";
 
 /** Answers of native requests: wire v1 frames, written as they are. */
@@ -66,6 +67,15 @@ export const nativeCodec: Codec = {
   sizeHint(buf: Uint8Array, start: number, end: number): number {
     if (end - start < HEADER_SIZE) return 0;
     return readU32(buf, start + HeaderOffset.bodyLen) + FRAME_OVERHEAD;
+  },
+
+  collect(buf: Uint8Array, start: number, end: number, maxBody: number, batch: RequestBatch): void {
+    batch.reset(buf);
+    for (let at = start;;) {
+      const total = checkFrame(buf, at, end, maxBody);
+      if (total <= 0 || !batch.add(codeAt(buf, at), at + HEADER_SIZE, at + total - 4)) return;
+      at += total;
+    }
   },
 
   dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {

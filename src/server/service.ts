@@ -86,6 +86,60 @@ export interface BodyReader<T> {
   read(bytes: Uint8Array, start: number, end: number): T | undefined;
 }
 
+/**
+ * The request bodies of one read, handed to {@link Service.prefetch}
+ * before any of them runs. Nothing is copied: body `i` is
+ * `bytes[starts[i], ends[i])` and its method code is `codes[i]`, valid only
+ * during the call, and not yet checked (its CRC may be wrong, its method
+ * unknown).
+ *
+ * @example
+ * ```ts
+ * import { RequestBatch } from "@evkv/evkv";
+ * const bytes = new Uint8Array([0x0a, 1, 0x6b]);
+ * const batch = new RequestBatch(64);
+ * batch.reset(bytes);
+ * batch.add(2, 0, bytes.length); // true: a Get body
+ * batch.length; // 1
+ * ```
+ */
+export class RequestBatch {
+  /** The memory every body of the batch is in. */
+  bytes: Uint8Array = new Uint8Array(0);
+  /** Method code of each body. */
+  readonly codes: Int32Array;
+  /** Where each body starts in {@link bytes}. */
+  readonly starts: Int32Array;
+  /** Where each body ends in {@link bytes}. */
+  readonly ends: Int32Array;
+  /** Bodies in the batch. */
+  length = 0;
+
+  /** A batch of at most `capacity` bodies. */
+  constructor(capacity: number) {
+    this.codes = new Int32Array(capacity);
+    this.starts = new Int32Array(capacity);
+    this.ends = new Int32Array(capacity);
+  }
+
+  /** Empties the batch; the bodies added next are in `bytes`. */
+  reset(bytes: Uint8Array): void {
+    this.bytes = bytes;
+    this.length = 0;
+  }
+
+  /** Adds the body `bytes[start, end)` of method `code`; false when the batch is full. */
+  add(code: number, start: number, end: number): boolean {
+    const i = this.length;
+    if (i === this.codes.length) return false;
+    this.codes[i] = code;
+    this.starts[i] = start;
+    this.ends[i] = end;
+    this.length = i + 1;
+    return true;
+  }
+}
+
 /** What a handler can see besides its request. */
 export interface HandlerContext<State> {
   /** This shard's state, made by {@link Service.createState}. */
@@ -188,6 +242,16 @@ export interface Service<State = unknown> {
    * many ms until it wants to run again (`Infinity` for never).
    */
   idle?(state: State): number;
+  /**
+   * Warms the CPU cache for requests about to run on this shard, changing
+   * nothing. In inline mode the IO worker calls it with the whole frames
+   * of each read (up to `framesPerTurn`) before running the first, so a
+   * service whose requests each miss the cache (a store bigger than it) can
+   * touch all of their memory in one pass, where the misses overlap,
+   * instead of stalling once per request. Keep it to plain reads: it runs
+   * on bodies not yet checked, and what it throws is ignored.
+   */
+  prefetch?(batch: RequestBatch, ctx: HandlerContext<State>): void;
   /** Called in the IO worker when a connection opens. */
   onConnect?(conn: ConnectionInfo): void;
   /** Called in the IO worker when a connection closes. */
