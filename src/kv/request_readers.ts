@@ -16,7 +16,7 @@
 import { KvMethod } from "../protocol/constants.ts";
 import type { evkv } from "../protocol/messages.ts";
 import type { BodyReader, HandlerContext, RequestBatch } from "../server/service.ts";
-import { hashBytes } from "./route.ts";
+import { shardOfKey } from "./route.ts";
 import type { ShardStore } from "./store.ts";
 
 /** What protobufjs gives for an absent bytes field. */
@@ -153,8 +153,8 @@ export function prefetchKeys(batch: RequestBatch, ctx: HandlerContext<ShardStore
     const len = varint(b, start + 1, end);
     const at = next;
     if (at < 0 || len > end - at) continue;
-    // Keys of other shards go elsewhere (the route is the same hash).
-    if (shards > 1 && hashBytes(b, at, at + len) % shards !== ctx.shard) continue;
+    // Keys of other shards are routed elsewhere.
+    if (shards > 1 && shardOfKey(b, at, at + len, shards) !== ctx.shard) continue;
     keyStarts[keys] = at;
     keyEnds[keys] = at + len;
     keys++;

@@ -72,7 +72,23 @@ export function keyShard(body: Uint8Array, shards: number): number {
   if (shards === 1) return 0;
   const start = findBytesField(body, 1);
   if (start < 0) return 0;
-  return hashBytes(body, start, foundEnd) % shards;
+  return shardOfKey(body, start, foundEnd, shards);
+}
+
+/**
+ * Shard of the key `bytes[start, end)` among `shards`: the one rule that
+ * {@link keyShard} routes by and that anything predicting the route (the
+ * KV prefetch hook) must follow.
+ *
+ * @example
+ * ```ts
+ * import { shardOfKey } from "./route.ts";
+ * const key = new TextEncoder().encode("user:1");
+ * shardOfKey(key, 0, key.length, 4); // 0..3
+ * ```
+ */
+export function shardOfKey(bytes: Uint8Array, start: number, end: number, shards: number): number {
+  return hashBytes(bytes, start, end) % shards;
 }
 
 /**
