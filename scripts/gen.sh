@@ -7,13 +7,24 @@ cd "$(dirname "$0")/.."
 out=src/protocol/gen
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pb=(npx -y -p protobufjs-cli@1.1.3 -p protobufjs@7.5.4)
-"${pb[@]}" pbjs -t static-module -w es6 --no-beautify --no-delimited --no-verify \
+# The generator output depends on the protobufjs version the CLI loads, and
+# `npx -p` lets a newer one in through the CLI's peer range: install both at
+# exact versions in a cache folder of their own instead.
+tools=${XDG_CACHE_HOME:-$HOME/.cache}/evkv-gen/protobufjs-cli-1.1.3+protobufjs-7.5.4
+if [[ ! -x "$tools/node_modules/.bin/pbjs" ]]; then
+  mkdir -p "$tools"
+  (cd "$tools" && echo '{"private":true}' >package.json &&
+    npm install --silent --no-audit --no-fund protobufjs-cli@1.1.3 protobufjs@7.5.4 >/dev/null)
+fi
+pbjs() { "$tools/node_modules/.bin/pbjs" "$@"; }
+pbts() { "$tools/node_modules/.bin/pbts" "$@"; }
+
+pbjs -t static-module -w es6 --no-beautify --no-delimited --no-verify \
   --no-convert --no-comments -o "$tmp/kv.js" proto/evkv/v1/*.proto 2>/dev/null
 # pbts reads JSDoc, so it needs a commented build of the same module.
-"${pb[@]}" pbjs -t static-module -w es6 --no-delimited --no-verify --no-convert \
+pbjs -t static-module -w es6 --no-delimited --no-verify --no-convert \
   -o "$tmp/kv_doc.js" proto/evkv/v1/*.proto 2>/dev/null
-"${pb[@]}" pbts -o "$tmp/kv.d.ts" "$tmp/kv_doc.js" 2>/dev/null
+pbts -o "$tmp/kv.d.ts" "$tmp/kv_doc.js" 2>/dev/null
 # uint64 decodes to a JS number here (no "long" package is loaded), and Deno
 # cannot read `import x = require()`, so drop Long from the typings.
 sed -i -e '/^import Long = require("long");$/d' -e 's/|Long//g' -e 's/(number|Long)/number/g' "$tmp/kv.d.ts"

@@ -78,7 +78,7 @@ Deno.test("the constants match the spec's frame layout", () => {
   assert.deepEqual({ ...Flags }, { REPLY: 1, ERROR: 2, ONEWAY: 4 });
   assert.deepEqual(
     { ...KvMethod },
-    { Ping: 1, Get: 2, Put: 3, Delete: 4, Scan: 5, Stats: 6 },
+    { Ping: 1, Get: 2, Put: 3, Delete: 4, Scan: 5, Stats: 6, Auth: 7, Incr: 8 },
   );
   assert.deepEqual({ ...HeaderOffset }, {
     magic: 0,
@@ -637,7 +637,7 @@ Deno.test({
 // ---------------------------------------------------------------------------
 // Status table
 
-Deno.test("the status table matches the spec's codes 0 to 8", () => {
+Deno.test("the status table matches the spec's codes 0 to 11", () => {
   const spec = [
     "OK",
     "BAD_REQUEST",
@@ -648,6 +648,9 @@ Deno.test("the status table matches the spec's codes 0 to 8", () => {
     "DEADLINE_EXCEEDED",
     "INTERNAL",
     "SHUTTING_DOWN",
+    "NO_MEMORY",
+    "UNAUTHENTICATED",
+    "PERMISSION_DENIED",
   ];
   assert.deepEqual([...STATUS_NAMES], spec);
   assert.deepEqual({ ...Status }, Object.fromEntries(spec.map((n, i) => [n, i])));
@@ -656,7 +659,7 @@ Deno.test("the status table matches the spec's codes 0 to 8", () => {
 });
 
 Deno.test("statusName names a code the spec does not define STATUS_<n>", () => {
-  assert.equal(statusName(9), "STATUS_9");
+  assert.equal(statusName(12), "STATUS_12");
   assert.equal(statusName(1000), "STATUS_1000");
 });
 

@@ -58,6 +58,9 @@ export const STATUS_NAMES = [
   "DEADLINE_EXCEEDED",
   "INTERNAL",
   "SHUTTING_DOWN",
+  "NO_MEMORY",
+  "UNAUTHENTICATED",
+  "PERMISSION_DENIED",
 ] as const;
 
 /** One of the spec's status names. */
@@ -108,6 +111,8 @@ export const KvMethod = {
   Delete: 4,
   Scan: 5,
   Stats: 6,
+  Auth: 7,
+  Incr: 8,
 } as const;
 
 /**

@@ -76,6 +76,9 @@ export const COUNTER_NAMES = [
   "errors.DEADLINE_EXCEEDED",
   "errors.INTERNAL",
   "errors.SHUTTING_DOWN",
+  "errors.NO_MEMORY",
+  "errors.UNAUTHENTICATED",
+  "errors.PERMISSION_DENIED",
 ] as const;
 
 {

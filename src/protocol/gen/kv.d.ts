@@ -834,6 +834,232 @@ export namespace evkv {
             public static getTypeUrl(typeUrlPrefix?: string): string;
         }
 
+        /** Properties of an AuthRequest. */
+        interface IAuthRequest {
+
+            /** AuthRequest user */
+            user?: (string|null);
+
+            /** AuthRequest password */
+            password?: (Uint8Array|null);
+        }
+
+        /** Represents an AuthRequest. */
+        class AuthRequest implements IAuthRequest {
+
+            /**
+             * Constructs a new AuthRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.IAuthRequest);
+
+            /** AuthRequest user. */
+            public user: string;
+
+            /** AuthRequest password. */
+            public password: Uint8Array;
+
+            /**
+             * Creates a new AuthRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns AuthRequest instance
+             */
+            public static create(properties?: evkv.v1.IAuthRequest): evkv.v1.AuthRequest;
+
+            /**
+             * Encodes the specified AuthRequest message. Does not implicitly {@link evkv.v1.AuthRequest.verify|verify} messages.
+             * @param message AuthRequest message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.IAuthRequest, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an AuthRequest message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns AuthRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.AuthRequest;
+
+            /**
+             * Gets the default type url for AuthRequest
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
+
+        /** Properties of an AuthReply. */
+        interface IAuthReply {
+
+            /** AuthReply user */
+            user?: (string|null);
+        }
+
+        /** Represents an AuthReply. */
+        class AuthReply implements IAuthReply {
+
+            /**
+             * Constructs a new AuthReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.IAuthReply);
+
+            /** AuthReply user. */
+            public user: string;
+
+            /**
+             * Creates a new AuthReply instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns AuthReply instance
+             */
+            public static create(properties?: evkv.v1.IAuthReply): evkv.v1.AuthReply;
+
+            /**
+             * Encodes the specified AuthReply message. Does not implicitly {@link evkv.v1.AuthReply.verify|verify} messages.
+             * @param message AuthReply message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.IAuthReply, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an AuthReply message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns AuthReply
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.AuthReply;
+
+            /**
+             * Gets the default type url for AuthReply
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
+
+        /** Properties of an IncrRequest. */
+        interface IIncrRequest {
+
+            /** IncrRequest key */
+            key?: (Uint8Array|null);
+
+            /** IncrRequest delta */
+            delta?: (number|null);
+
+            /** IncrRequest ttlMs */
+            ttlMs?: (number|null);
+        }
+
+        /** Represents an IncrRequest. */
+        class IncrRequest implements IIncrRequest {
+
+            /**
+             * Constructs a new IncrRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.IIncrRequest);
+
+            /** IncrRequest key. */
+            public key: Uint8Array;
+
+            /** IncrRequest delta. */
+            public delta: (number);
+
+            /** IncrRequest ttlMs. */
+            public ttlMs: number;
+
+            /**
+             * Creates a new IncrRequest instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns IncrRequest instance
+             */
+            public static create(properties?: evkv.v1.IIncrRequest): evkv.v1.IncrRequest;
+
+            /**
+             * Encodes the specified IncrRequest message. Does not implicitly {@link evkv.v1.IncrRequest.verify|verify} messages.
+             * @param message IncrRequest message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.IIncrRequest, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an IncrRequest message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns IncrRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.IncrRequest;
+
+            /**
+             * Gets the default type url for IncrRequest
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
+
+        /** Properties of an IncrReply. */
+        interface IIncrReply {
+
+            /** IncrReply value */
+            value?: (number|null);
+        }
+
+        /** Represents an IncrReply. */
+        class IncrReply implements IIncrReply {
+
+            /**
+             * Constructs a new IncrReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: evkv.v1.IIncrReply);
+
+            /** IncrReply value. */
+            public value: (number);
+
+            /**
+             * Creates a new IncrReply instance using the specified properties.
+             * @param [properties] Properties to set
+             * @returns IncrReply instance
+             */
+            public static create(properties?: evkv.v1.IIncrReply): evkv.v1.IncrReply;
+
+            /**
+             * Encodes the specified IncrReply message. Does not implicitly {@link evkv.v1.IncrReply.verify|verify} messages.
+             * @param message IncrReply message or plain object to encode
+             * @param [writer] Writer to encode to
+             * @returns Writer
+             */
+            public static encode(message: evkv.v1.IIncrReply, writer?: $protobuf.Writer): $protobuf.Writer;
+
+            /**
+             * Decodes an IncrReply message from the specified reader or buffer.
+             * @param reader Reader or buffer to decode from
+             * @param [length] Message length if known beforehand
+             * @returns IncrReply
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            public static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): evkv.v1.IncrReply;
+
+            /**
+             * Gets the default type url for IncrReply
+             * @param [typeUrlPrefix] your custom typeUrlPrefix(default "type.googleapis.com")
+             * @returns The default type url
+             */
+            public static getTypeUrl(typeUrlPrefix?: string): string;
+        }
+
         /** Properties of a PutIfRequest. */
         interface IPutIfRequest {
 

@@ -890,6 +890,243 @@ export const evkv = $root.evkv = (() => {
             return StatsReply;
         })();
 
+        v1.AuthRequest = (function() {
+
+            function AuthRequest(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            AuthRequest.prototype.user = "";
+            AuthRequest.prototype.password = $util.newBuffer([]);
+
+            AuthRequest.create = function create(properties) {
+                return new AuthRequest(properties);
+            };
+
+            AuthRequest.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                if (m.user != null && Object.hasOwnProperty.call(m, "user"))
+                    w.uint32(10).string(m.user);
+                if (m.password != null && Object.hasOwnProperty.call(m, "password"))
+                    w.uint32(18).bytes(m.password);
+                return w;
+            };
+
+            AuthRequest.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.AuthRequest();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    case 1: {
+                            m.user = r.string();
+                            break;
+                        }
+                    case 2: {
+                            m.password = r.bytes();
+                            break;
+                        }
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            AuthRequest.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.AuthRequest";
+            };
+
+            return AuthRequest;
+        })();
+
+        v1.AuthReply = (function() {
+
+            function AuthReply(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            AuthReply.prototype.user = "";
+
+            AuthReply.create = function create(properties) {
+                return new AuthReply(properties);
+            };
+
+            AuthReply.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                if (m.user != null && Object.hasOwnProperty.call(m, "user"))
+                    w.uint32(10).string(m.user);
+                return w;
+            };
+
+            AuthReply.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.AuthReply();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    case 1: {
+                            m.user = r.string();
+                            break;
+                        }
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            AuthReply.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.AuthReply";
+            };
+
+            return AuthReply;
+        })();
+
+        v1.IncrRequest = (function() {
+
+            function IncrRequest(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            IncrRequest.prototype.key = $util.newBuffer([]);
+            IncrRequest.prototype.delta = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+            IncrRequest.prototype.ttlMs = 0;
+
+            IncrRequest.create = function create(properties) {
+                return new IncrRequest(properties);
+            };
+
+            IncrRequest.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                if (m.key != null && Object.hasOwnProperty.call(m, "key"))
+                    w.uint32(10).bytes(m.key);
+                if (m.delta != null && Object.hasOwnProperty.call(m, "delta"))
+                    w.uint32(16).sint64(m.delta);
+                if (m.ttlMs != null && Object.hasOwnProperty.call(m, "ttlMs"))
+                    w.uint32(24).uint32(m.ttlMs);
+                return w;
+            };
+
+            IncrRequest.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.IncrRequest();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    case 1: {
+                            m.key = r.bytes();
+                            break;
+                        }
+                    case 2: {
+                            m.delta = r.sint64();
+                            break;
+                        }
+                    case 3: {
+                            m.ttlMs = r.uint32();
+                            break;
+                        }
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            IncrRequest.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.IncrRequest";
+            };
+
+            return IncrRequest;
+        })();
+
+        v1.IncrReply = (function() {
+
+            function IncrReply(p) {
+                if (p)
+                    for (var ks = Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null)
+                            this[ks[i]] = p[ks[i]];
+            }
+
+            IncrReply.prototype.value = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            IncrReply.create = function create(properties) {
+                return new IncrReply(properties);
+            };
+
+            IncrReply.encode = function encode(m, w) {
+                if (!w)
+                    w = $Writer.create();
+                if (m.value != null && Object.hasOwnProperty.call(m, "value"))
+                    w.uint32(8).sint64(m.value);
+                return w;
+            };
+
+            IncrReply.decode = function decode(r, l, e) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                var c = l === undefined ? r.len : r.pos + l, m = new $root.evkv.v1.IncrReply();
+                while (r.pos < c) {
+                    var t = r.uint32();
+                    if (t === e)
+                        break;
+                    switch (t >>> 3) {
+                    case 1: {
+                            m.value = r.sint64();
+                            break;
+                        }
+                    default:
+                        r.skipType(t & 7);
+                        break;
+                    }
+                }
+                return m;
+            };
+
+            IncrReply.getTypeUrl = function getTypeUrl(typeUrlPrefix) {
+                if (typeUrlPrefix === undefined) {
+                    typeUrlPrefix = "type.googleapis.com";
+                }
+                return typeUrlPrefix + "/evkv.v1.IncrReply";
+            };
+
+            return IncrReply;
+        })();
+
         v1.PutIfRequest = (function() {
 
             function PutIfRequest(p) {
