@@ -135,6 +135,63 @@ export function stringToKey(s: string): Uint8Array {
   return out;
 }
 
+/**
+ * Thrown by a write that needs memory past the store's cap under the
+ * `noeviction` policy; nothing was written.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   store.put(key, value, 0);
+ * } catch (e) {
+ *   if (e instanceof StoreFullError) console.log("out of memory");
+ * }
+ * ```
+ */
+export class StoreFullError extends Error {
+  /**
+   * @param message What could not be stored.
+   *
+   * @example
+   * ```ts
+   * throw new StoreFullError("Store put: the shard is at its memory cap");
+   * ```
+   */
+  constructor(message = "Store write: used memory is at the cap (maxmemory)") {
+    super(message);
+    this.name = "StoreFullError";
+  }
+}
+
+/** Why a key left the store, as told to {@linkcode StoreObserver.removed}. */
+export type RemoveReason = "delete" | "expire" | "evict";
+
+/**
+ * Told of every change to a {@linkcode ShardStore}, so that persistence can
+ * follow it. Calls happen synchronously, as the change is made.
+ *
+ * @example
+ * ```ts
+ * const log: string[] = [];
+ * const observer: StoreObserver = {
+ *   stored: (key) => log.push(`set ${key.length}`),
+ *   removed: (_key, reason) => log.push(reason),
+ *   cleared: () => log.push("flush"),
+ * };
+ * ```
+ */
+export interface StoreObserver {
+  /**
+   * `key` now holds `value` (views, valid only during the call) with this
+   * absolute expiry in ms since the epoch (`0` = none).
+   */
+  stored(key: Uint8Array, value: Uint8Array, expiresAt: number): void;
+  /** `key` (a view, valid only during the call) is gone: deleted, expired or evicted. */
+  removed(key: Uint8Array, reason: RemoveReason): void;
+  /** Every key is gone (FLUSHDB). */
+  cleared(): void;
+}
+
 /** A TTL waiting in the heap; stale once the key is gone or got another expiry. */
 interface HeapItem {
   key: string;
@@ -215,6 +272,22 @@ export class ShardStore {
    * same `expiresAt`, so stale items are skipped on pop.
    */
   #heap: HeapItem[] = [];
+  /** Keys removed because they expired, since the store was made. */
+  #expired = 0;
+  /** Keys removed to make room under the memory cap, since the store was made. */
+  #evicted = 0;
+
+  /**
+   * Told of every change (for persistence); `null`, the default, costs one
+   * check per write.
+   *
+   * @example
+   * ```ts
+   * const s = new ShardStore();
+   * s.observer = { stored() {}, removed() {}, cleared() {} };
+   * ```
+   */
+  observer: StoreObserver | null = null;
 
   /**
    * Creates an empty shard.
@@ -242,6 +315,65 @@ export class ShardStore {
    */
   get size(): number {
     return this.#sorted.length;
+  }
+
+  /**
+   * Number of stored keys that carry a TTL (like {@linkcode ShardStore.size},
+   * it may include expired keys not yet swept).
+   *
+   * @example
+   * ```ts
+   * const s = new ShardStore();
+   * s.put(new Uint8Array([1]), new Uint8Array(0), 1000);
+   * s.keysWithTtl; // 1
+   * ```
+   */
+  get keysWithTtl(): number {
+    return this.#ttlCount;
+  }
+
+  /**
+   * Bytes the shard's data takes: record pages and large records, the hash
+   * table, the ordered index and the TTL structures (Redis's `used_memory`
+   * for one shard).
+   *
+   * @example
+   * ```ts
+   * new ShardStore().usedMemory > 0; // true: the empty table
+   * ```
+   */
+  get usedMemory(): number {
+    let large = 0;
+    for (const r of this.#large) if (r !== undefined) large += r.byteLength;
+    // A key string costs a header (16 B) plus its bytes; a slot in an array 8 B.
+    return this.#slab.pageBytes + large + this.#table.byteLength +
+      this.#sorted.length * 8 + this.#bytes + this.#sorted.length * 16 +
+      this.#heap.length * 40;
+  }
+
+  /**
+   * Keys evicted to make room under the memory cap since the store was made.
+   *
+   * @example
+   * ```ts
+   * new ShardStore().evictedKeys; // 0
+   * ```
+   */
+  get evictedKeys(): number {
+    return this.#evicted;
+  }
+
+  /**
+   * Keys removed because their TTL passed (lazily or by a sweep) since the
+   * store was made.
+   *
+   * @example
+   * ```ts
+   * new ShardStore().expiredKeys; // 0
+   * ```
+   */
+  get expiredKeys(): number {
+    return this.#expired;
   }
 
   /**
@@ -303,7 +435,7 @@ export class ShardStore {
     if (slot < 0) return -1;
     const expiresAt = this.#expiresAt(slot);
     if (expiresAt !== 0 && expiresAt <= this.#now()) {
-      this.#remove(slot, null, -1);
+      this.#remove(slot, null, -1, "expire");
       return -1;
     }
     return slot;
@@ -325,18 +457,131 @@ export class ShardStore {
    * ```
    */
   put(key: Uint8Array, value: Uint8Array, ttlMs: number): boolean {
-    const hash = hashBytes(key, 0, key.length);
     const hasTtl = ttlMs > 0 && Number.isFinite(ttlMs);
+    return this.#write(key, value, hasTtl ? this.#now() + ttlMs : 0);
+  }
+
+  /**
+   * Like {@linkcode ShardStore.put}, with an absolute expiry in ms since the
+   * epoch (`0` = none), for EXAT/PXAT, KEEPTTL and loading from disk. An
+   * expiry already past removes the key instead (as Redis's SET ... PXAT
+   * with a past time does), so nothing expired is ever stored.
+   *
+   * @returns `true` iff a live (non-expired) value was replaced.
+   *
+   * @example
+   * ```ts
+   * const s = new ShardStore();
+   * s.putUntil(new Uint8Array([1]), new Uint8Array([9]), Date.now() + 60_000); // false
+   * s.expiryOf(new Uint8Array([1])); // that time
+   * ```
+   */
+  putUntil(key: Uint8Array, value: Uint8Array, expiresAt: number): boolean {
+    if (!(expiresAt > 0) || !Number.isFinite(expiresAt)) expiresAt = 0;
+    if (expiresAt !== 0 && expiresAt <= this.#now()) {
+      const slot = this.#findLive(key);
+      if (slot < 0) return false;
+      this.#remove(slot, null, -1, "expire");
+      return true;
+    }
+    return this.#write(key, value, expiresAt);
+  }
+
+  /**
+   * Absolute expiry (ms since the epoch) of a live key, `0` when it has
+   * none, or `undefined` when it is missing or expired.
+   *
+   * @example
+   * ```ts
+   * const s = new ShardStore();
+   * s.put(new Uint8Array([1]), new Uint8Array([9]), 0);
+   * s.expiryOf(new Uint8Array([1])); // 0
+   * s.expiryOf(new Uint8Array([2])); // undefined
+   * ```
+   */
+  expiryOf(key: Uint8Array): number | undefined {
+    const slot = this.#findLive(key);
+    return slot < 0 ? undefined : this.#expiresAt(slot);
+  }
+
+  /**
+   * Sets (`expiresAt` in the future) or clears (`0`) a live key's expiry;
+   * a time already past deletes the key (reported to the observer as
+   * `"expire"`).
+   *
+   * @returns `false` iff the key is missing or expired (nothing changes).
+   *
+   * @example
+   * ```ts
+   * const s = new ShardStore();
+   * s.put(new Uint8Array([1]), new Uint8Array([9]), 0);
+   * s.setExpiry(new Uint8Array([1]), Date.now() + 1000); // true
+   * s.setExpiry(new Uint8Array([1]), 0); // true: persistent again
+   * ```
+   */
+  setExpiry(key: Uint8Array, expiresAt: number): boolean {
+    const slot = this.#findLive(key);
+    if (slot < 0) return false;
+    if (!(expiresAt > 0) || !Number.isFinite(expiresAt)) expiresAt = 0;
+    if (expiresAt !== 0 && expiresAt <= this.#now()) {
+      this.#remove(slot, null, -1, "expire");
+      return true;
+    }
+    const old = this.#expiresAt(slot);
+    this.#setExpiresAt(slot, expiresAt);
+    if (old !== 0) this.#ttlCount--;
+    if (expiresAt !== 0) this.#track(keyToString(key), expiresAt);
+    if (this.observer !== null) this.observer.stored(key, this.#value(slot), expiresAt);
+    return true;
+  }
+
+  /**
+   * A copy of a random live key, or `undefined` when the shard holds none.
+   * Picks a random slot and walks to the next occupied one, so keys after
+   * long empty runs are a little likelier (as with Redis's RANDOMKEY, which
+   * is not uniform either).
+   *
+   * @example
+   * ```ts
+   * const s = new ShardStore();
+   * s.randomKey(); // undefined
+   * s.put(new Uint8Array([7]), new Uint8Array(0), 0);
+   * s.randomKey(); // Uint8Array [7]
+   * ```
+   */
+  randomKey(): Uint8Array | undefined {
+    while (this.size > 0) {
+      const t = this.#table;
+      const slots = t.length / SLOT;
+      let i = Math.floor(Math.random() * slots);
+      while (t[i * SLOT + HASH] === 0) i = (i + 1) & (slots - 1);
+      const at = i * SLOT;
+      const expiresAt = this.#expiresAt(i);
+      if (expiresAt !== 0 && expiresAt <= this.#now()) {
+        this.#remove(i, null, -1, "expire");
+        continue;
+      }
+      const bytes = this.#bytesAt(t[at + ADDR]);
+      const off = this.#offset + RECORD_HEADER;
+      return bytes.slice(off, off + t[at + KEY_LEN]);
+    }
+    return undefined;
+  }
+
+  /** Stores `value` under `key` with absolute expiry `expiresAt` (0 = none, else in the future). */
+  #write(key: Uint8Array, value: Uint8Array, expiresAt: number): boolean {
+    const hash = hashBytes(key, 0, key.length);
+    const hasTtl = expiresAt !== 0;
     const slot = this.#findBytes(key, hash);
     const old = slot < 0 ? 0 : this.#expiresAt(slot);
-    const now = hasTtl || old !== 0 ? this.#now() : 0;
-    const expiresAt = hasTtl ? now + ttlMs : 0;
+    const now = old !== 0 ? this.#now() : 0;
     const t = this.#table;
     const keyLen = key.length;
 
     if (slot >= 0) {
       const at = slot * SLOT;
       const replaced = old === 0 || old > now;
+      if (!replaced) this.#expired++;
       const prevLen = t[at + VALUE_LEN];
       const prevSize = RECORD_HEADER + keyLen + prevLen;
       const size = RECORD_HEADER + keyLen + value.length;
@@ -356,6 +601,7 @@ export class ShardStore {
       this.#bytes += value.length - prevLen;
       if (old !== 0) this.#ttlCount--;
       if (hasTtl) this.#track(keyToString(key), expiresAt);
+      if (this.observer !== null) this.observer.stored(key, value, expiresAt);
       return replaced;
     }
 
@@ -370,6 +616,7 @@ export class ShardStore {
     this.#setExpiresAt(this.#insert(stored(hash), addr, keyLen, value.length), expiresAt);
     this.#bytes += keyLen + value.length;
     if (hasTtl) this.#track(k, expiresAt);
+    if (this.observer !== null) this.observer.stored(key, value, expiresAt);
     return false;
   }
 
@@ -390,7 +637,7 @@ export class ShardStore {
     if (slot < 0) return false;
     const expiresAt = this.#expiresAt(slot);
     const live = expiresAt === 0 || expiresAt > this.#now();
-    this.#remove(slot, null, -1);
+    this.#remove(slot, null, -1, live ? "delete" : "expire");
     return live;
   }
 
@@ -435,7 +682,7 @@ export class ShardStore {
       const expiresAt = this.#expiresAt(slot);
       if (expiresAt !== 0 && expiresAt <= now) {
         // Removing at i shifts the next key into slot i, so do not advance.
-        this.#remove(slot, k, i);
+        this.#remove(slot, k, i, "expire");
         continue;
       }
       const size = k.length + this.#table[slot * SLOT + VALUE_LEN];
@@ -483,7 +730,7 @@ export class ShardStore {
       }
       if (top.expiresAt > now) break;
       this.#heapPop();
-      this.#remove(slot, top.key, -1);
+      this.#remove(slot, top.key, -1, "expire");
       deleted++;
     }
     return deleted;
@@ -533,6 +780,7 @@ export class ShardStore {
     this.#heap = [];
     this.#bytes = 0;
     this.#ttlCount = 0;
+    if (this.observer !== null) this.observer.cleared();
   }
 
   /**
@@ -722,11 +970,17 @@ export class ShardStore {
    * Removes the key in `slot`. `k` is its binary string if the caller has
    * it, and `index` its place in #sorted, or -1 if unknown.
    */
-  #remove(slot: number, k: string | null, index: number): void {
+  #remove(slot: number, k: string | null, index: number, reason: RemoveReason): void {
     const t = this.#table;
     const at = slot * SLOT;
     const keyLen = t[at + KEY_LEN];
     const valueLen = t[at + VALUE_LEN];
+    if (reason === "expire") this.#expired++;
+    if (this.observer !== null) {
+      const bytes = this.#bytesAt(t[at + ADDR]);
+      const off = this.#offset + RECORD_HEADER;
+      this.observer.removed(bytes.subarray(off, off + keyLen), reason);
+    }
     if (index < 0) {
       if (k === null) {
         const bytes = this.#bytesAt(t[at + ADDR]);
