@@ -26,7 +26,9 @@
  *
  * @module
  */
+import { Status } from "../protocol/constants.ts";
 import { crc32Of } from "../protocol/crc32.ts";
+import { ServiceError } from "../server/service.ts";
 import { BTree } from "./btree.ts";
 import { hashBytes } from "./route.ts";
 import { chunkSize, MAX_SLAB_RECORD, PAGE_BYTES, Slab } from "./slab.ts";
@@ -152,7 +154,9 @@ export function stringToKey(s: string): Uint8Array {
 
 /**
  * Thrown by a write that needs memory past the store's cap under the
- * `noeviction` policy; nothing was written.
+ * `noeviction` policy; nothing was written. It is a {@link ServiceError}
+ * with status `NO_MEMORY` (9), so any handler that lets it through replies
+ * with that status (and the RESP door with `-OOM ...`).
  *
  * @example
  * ```ts
@@ -163,7 +167,7 @@ export function stringToKey(s: string): Uint8Array {
  * }
  * ```
  */
-export class StoreFullError extends Error {
+export class StoreFullError extends ServiceError {
   /**
    * @param message What could not be stored.
    *
@@ -173,7 +177,7 @@ export class StoreFullError extends Error {
    * ```
    */
   constructor(message = "Store write: used memory is at the cap (maxmemory)") {
-    super(message);
+    super(Status.NO_MEMORY, message);
     this.name = "StoreFullError";
   }
 }
@@ -346,7 +350,7 @@ export class ShardStore {
   #shift = 32 - Math.log2(INITIAL_SLOTS);
   /** Records up to MAX_SLAB_RECORD bytes. */
   #slab = new Slab();
-  /** Bigger records, one buffer each (length a multiple of 4); the address is ~index. */
+  /** Bigger records, one buffer each (length a multiple of 4); the address is -2 - index (-1 means none). */
   #large: (Uint8Array | undefined)[] = [];
   #largeWords: (Uint32Array | undefined)[] = [];
   #largeFree: number[] = [];
@@ -931,8 +935,8 @@ export class ShardStore {
       this.#words = this.#slab.words[addr >>> PAGE_SHIFT];
     } else {
       this.#off = 0;
-      this.#buf = this.#large[~addr]!;
-      this.#words = this.#largeWords[~addr]!;
+      this.#buf = this.#large[-2 - addr]!;
+      this.#words = this.#largeWords[-2 - addr]!;
     }
   }
 
@@ -980,16 +984,16 @@ export class ShardStore {
     this.#large[index] = buf;
     this.#largeWords[index] = new Uint32Array(buf.buffer);
     this.#largeBytes += buf.length;
-    return ~index;
+    return -2 - index;
   }
 
   #free(addr: number): void {
     if (addr >= 0) this.#slab.free(addr);
     else {
-      this.#largeBytes -= this.#large[~addr]!.length;
-      this.#large[~addr] = undefined;
-      this.#largeWords[~addr] = undefined;
-      this.#largeFree.push(~addr);
+      this.#largeBytes -= this.#large[-2 - addr]!.length;
+      this.#large[-2 - addr] = undefined;
+      this.#largeWords[-2 - addr] = undefined;
+      this.#largeFree.push(-2 - addr);
     }
   }
 
@@ -1259,7 +1263,7 @@ export class ShardStore {
       room = this.#slab.chunkAt(addr);
       if (room === 0) return -1;
     } else {
-      const big = this.#large[~addr];
+      const big = this.#large[-2 - addr];
       if (big === undefined) return -1;
       room = big.length;
     }
