@@ -33,6 +33,11 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --frames-per-turn N  frames taken from one connection before serving others (default 64)
   --idle-timeout MS    close connections silent for this long, 0 = never (default 300000)
   --max-connections N  connections accepted at once; the excess is refused (default 10000)
+  --max-client-memory SIZE
+                       receive and output buffers of all connections together; past it
+                       the connection holding the most is closed (default: no limit)
+  --stall-timeout MS   replace a worker that made no progress for this long while it
+                       had work, 0 = never (default 3000)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
   --help               print this text
 
@@ -136,6 +141,8 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "frames-per-turn": { type: "string" },
       "idle-timeout": { type: "string" },
       "max-connections": { type: "string" },
+      "max-client-memory": { type: "string" },
+      "stall-timeout": { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
       help: { type: "boolean" },
@@ -169,6 +176,10 @@ export function parseServeFlags(args: string[]): ServeFlags {
         framesPerTurn: int("frames-per-turn", values["frames-per-turn"], 1),
         idleTimeoutMs: int("idle-timeout", values["idle-timeout"], 0),
         maxConnections: int("max-connections", values["max-connections"], 1),
+        maxClientMemory: values["max-client-memory"] === undefined
+          ? undefined
+          : parseSize(values["max-client-memory"]),
+        stallTimeoutMs: int("stall-timeout", values["stall-timeout"], 0),
       }),
     },
     strictLeaks: values["strict-leaks"] ?? false,

@@ -408,6 +408,10 @@ export class Dispatcher implements CallSite {
     o: Outcome,
     counted = false,
   ): void {
+    if (!oneway && !conn.closed && !conn.admitReply(o.size + FRAME_OVERHEAD)) {
+      o = this.#overflow(conn, o.size + FRAME_OVERHEAD);
+      counted = false;
+    }
     if (!counted) countError(this.stats, o.status);
     if (!oneway && !conn.closed) {
       const size = o.size + FRAME_OVERHEAD;
@@ -417,6 +421,18 @@ export class Dispatcher implements CallSite {
       this.stats.count(Counter.replies);
     }
     this.#release(conn);
+  }
+
+  /**
+   * The answer to a reply that would take its connection's unread output
+   * past the cap (see {@link Connection.admitReply}); the reply is dropped.
+   */
+  #overflow(conn: Connection, size: number): Outcome {
+    this.stats.count(Counter.output_overflows);
+    return errorOutcome(
+      Status.OVERLOADED,
+      `Queue reply: its ${size} bytes would take the unread replies of this connection past ${conn.maxOutputBytes} bytes; read replies before sending more`,
+    );
   }
 
   #release(conn: Connection): void {
@@ -460,8 +476,15 @@ export class Dispatcher implements CallSite {
           continue;
         }
         // The shard counted the error; only the reply's delivery is ours.
-        if (!head.conn.closed) {
+        if (head.conn.closed) {
+          // Dropped with its connection.
+        } else if (head.conn.admitReply(frameLen)) {
           head.sink.frame(head.conn, frame);
+          this.stats.count(Counter.replies);
+        } else {
+          const o = this.#overflow(head.conn, frameLen);
+          countError(this.stats, o.status);
+          head.sink.outcome(head.conn, head.code, head.requestId, o);
           this.stats.count(Counter.replies);
         }
         this.#release(head.conn);

@@ -13,6 +13,7 @@ import { encodeFrame } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
 import { type CodecName, CODECS } from "./codecs.ts";
+import { ClientMemoryGuard } from "./client_memory.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
@@ -101,6 +102,7 @@ class IoWorker implements ConnectionOwner {
   #stopped = false;
   #drainReported = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #clientMemory: ClientMemoryGuard;
 
   constructor(init: IoWorkerInit, service: Service<unknown>) {
     const plan = init.plan;
@@ -114,6 +116,11 @@ class IoWorker implements ConnectionOwner {
     this.#control = new Int32Array(plan.control);
     this.stats = new StatsBlock(plan.stats, this.#me);
     this.stats.reset();
+    this.#clientMemory = new ClientMemoryGuard(
+      plan.clientMemory,
+      init.index,
+      init.limits.maxClientMemory,
+    );
     if (plan.layout.mode === "inline") {
       const exec = new Executor(
         service,
@@ -258,6 +265,26 @@ class IoWorker implements ConnectionOwner {
     this.#maybeDrained();
   }
 
+  memoryChanged(conn: Connection, delta: number): void {
+    this.#clientMemory.changed(conn, delta);
+  }
+
+  /** Closes the largest connections while all clients hold more than the cap. */
+  #enforceClientMemory(): void {
+    this.#clientMemory.enforce(
+      () => this.#conns.values(),
+      (conn, total) => {
+        this.stats.count(Counter.connections_evicted);
+        console.error(
+          `evkv: closed connection ${conn.info.remote} holding ${conn.memoryBytes} B of buffers: ` +
+            `all clients held ${total} B, over --max-client-memory ${this.limits.maxClientMemory} B`,
+        );
+        conn.close();
+      },
+      (io) => wake(this.#control, threadIndex(this.#plan.layout, "io", io)),
+    );
+  }
+
   // --- batches -------------------------------------------------------------
 
   markDirty(conn: Connection): void {
@@ -277,6 +304,7 @@ class IoWorker implements ConnectionOwner {
       if (dirty[i].dirty) dirty[i].flush();
     }
     dirty.length = 0;
+    if (this.#clientMemory.pending) this.#enforceClientMemory();
     this.#maybeDrained();
   }
 
@@ -292,6 +320,8 @@ class IoWorker implements ConnectionOwner {
     let idleAt = 0;
     while (!this.#stopped) {
       const seen = Atomics.load(control, word);
+      // Another worker may have woken this one to close its largest client.
+      if (this.#clientMemory.limit > 0) this.#clientMemory.pending = true;
       let done = this.site.drainReplies();
       if (this.#host) {
         done += await this.#host.drain();

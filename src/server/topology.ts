@@ -13,6 +13,7 @@
 import { createRingMemory, Ring, ringCapacityFor } from "./ring.ts";
 import { REQUEST_HEADER } from "./records.ts";
 import { FRAME_OVERHEAD } from "../protocol/constants.ts";
+import { createClientMemory } from "./client_memory.ts";
 
 /** How requests reach handlers. */
 export type Mode = "pool" | "inline";
@@ -41,6 +42,8 @@ export interface SharedPlan {
   replyRings: (SharedArrayBuffer | null)[][];
   /** Date.now() when the server started, for uptime. */
   startedAt: number;
+  /** What each IO worker's client buffers hold (see {@link ClientMemoryGuard}). */
+  clientMemory: SharedArrayBuffer;
 }
 
 /** Index words in the control memory, each on its own cache line. */
@@ -118,7 +121,16 @@ export function createPlan(
       ),
   );
   const control = new SharedArrayBuffer((Control.wakeBase + 16 * (threadCount(layout) + 1)) * 4);
-  return { layout, control, stats, requestRings, replyRings, startedAt: Date.now() };
+  const clientMemory = createClientMemory(layout.ioThreads);
+  return {
+    layout,
+    control,
+    stats,
+    requestRings,
+    replyRings,
+    startedAt: Date.now(),
+    clientMemory,
+  };
 }
 
 /** All ring memories of a plan, for accounting. */

@@ -67,6 +67,9 @@ export const COUNTER_NAMES = [
   "reads_paused",
   "turns_yielded",
   "bad_preambles",
+  "output_overflows",
+  "connections_evicted",
+  "worker_stalls",
   // One per non-OK status of STATUS_NAMES, in code order (checked below).
   "errors.BAD_REQUEST",
   "errors.CRC_MISMATCH",
