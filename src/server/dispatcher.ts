@@ -497,11 +497,12 @@ export class Dispatcher implements CallSite {
   }
 
   /**
-   * Shard `s`'s thread died. Its replies already in the ring are delivered;
+   * Shard `s`'s thread died (or was stuck and replaced: `cause` says which,
+   * for the INTERNAL messages). Its replies already in the ring are delivered;
    * every call it still owed gets INTERNAL; the records it never took are
    * dropped, so its replacement starts on an empty ring.
    */
-  shardDied(s: number): void {
+  shardDied(s: number, cause = "died"): void {
     this.drainReplies();
     const owed = this.#owed[s];
     for (let head = owed.shift(); head; head = owed.shift()) {
@@ -510,7 +511,7 @@ export class Dispatcher implements CallSite {
       const name = this.service.methods[head.code]?.name ?? `method ${head.code}`;
       const outcome = errorOutcome(
         Status.INTERNAL,
-        `Run ${name}: the thread of shard ${s} died before replying; the request may or may not have taken effect`,
+        `Run ${name}: the thread of shard ${s} ${cause} before replying; the request may or may not have taken effect`,
       );
       if (head.fanout !== 0) this.#part(head.fanout, outcome.status, outcome.body, false);
       else this.#finish(head.conn, head.sink, head.code, head.requestId, false, outcome);

@@ -20,9 +20,11 @@ import { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
 import type { Service } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
+import { beatMs } from "./watchdog.ts";
 import {
   Control,
   openRing,
+  progressWord,
   shardCount,
   shardThread,
   type SharedPlan,
@@ -78,7 +80,7 @@ export type IoWorkerCommand =
   }
   | Extract<ProxyMessage, { type: "sock-data" | "sock-written" }>
   | { type: "drain"; timeoutMs: number }
-  | { type: "shard-died"; shard: number }
+  | { type: "shard-died"; shard: number; cause?: string }
   | { type: "stop" };
 
 class IoWorker implements ConnectionOwner {
@@ -87,6 +89,7 @@ class IoWorker implements ConnectionOwner {
   readonly limits: Limits;
   readonly site: Dispatcher;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
   readonly #plan: SharedPlan;
   readonly #index: number;
   readonly #me: number;
@@ -247,6 +250,19 @@ class IoWorker implements ConnectionOwner {
     }
   }
 
+  /**
+   * Bumps this thread's progress word while its event loop is free: the
+   * watchdog replaces an IO worker whose heartbeat stops (a handler stuck
+   * in inline mode).
+   */
+  startHeartbeat(): void {
+    const stall = this.limits.stallTimeoutMs;
+    if (stall <= 0) return;
+    this.stats.alloc(Res.sweeper, 0);
+    const word = progressWord(this.#me);
+    this.#heartbeat = setInterval(() => this.#control[word]++, beatMs(stall));
+  }
+
   startIdleTimer(): void {
     const limit = this.limits.idleTimeoutMs;
     if (limit <= 0) return;
@@ -308,8 +324,8 @@ class IoWorker implements ConnectionOwner {
     this.#maybeDrained();
   }
 
-  shardDied(s: number): void {
-    this.site.shardDied(s);
+  shardDied(s: number, cause?: string): void {
+    this.site.shardDied(s, cause);
     this.endOfBatch();
   }
 
@@ -388,6 +404,11 @@ class IoWorker implements ConnectionOwner {
 
   /** Final stop: the main thread knows every shard is idle. */
   async stop(): Promise<void> {
+    if (this.#heartbeat !== undefined) {
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = undefined;
+      this.stats.free(Res.sweeper, 0);
+    }
     if (this.#idleTimer !== undefined) {
       clearInterval(this.#idleTimer);
       this.#idleTimer = undefined;
@@ -413,6 +434,7 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
     const ports = msg.listen.map((spec) => worker!.listen(spec));
     worker.pump();
     worker.startIdleTimer();
+    worker.startHeartbeat();
     scope.postMessage({ type: "ready", ports });
     return;
   }
@@ -438,7 +460,7 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
       worker.drain(msg.timeoutMs);
       break;
     case "shard-died":
-      worker.shardDied(msg.shard);
+      worker.shardDied(msg.shard, msg.cause);
       scope.postMessage({ type: "shard-reset", shard: msg.shard });
       break;
     case "stop":

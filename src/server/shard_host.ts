@@ -118,6 +118,9 @@ export class ShardHost<State> {
         this.#caller,
       );
       if (outcome instanceof Promise) outcome = await outcome;
+      // Killed meanwhile (a stuck handler that came back late): the rings
+      // and the stats block now belong to the replacement.
+      if (this.mustStop()) return n;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
@@ -127,6 +130,7 @@ export class ShardHost<State> {
         this.#releaseRequest(ring, slotBytes);
       }
       n++;
+      this.progress();
     }
     return n;
   }
@@ -167,8 +171,10 @@ export class ShardHost<State> {
         return;
       }
       // The IO worker never blocks, so it will drain: wake it and nap.
+      // Waiting on it is not being stuck (its own heartbeat says if it is).
       this.#wakeTouchedNow(reply.io);
       Atomics.wait(this.#nap, 0, 0, 1);
+      this.progress();
     }
   }
 
@@ -185,6 +191,9 @@ export class ShardHost<State> {
    * answered INTERNAL by the IO workers.
    */
   mustStop: () => boolean = () => false;
+
+  /** Set by the owner: called as requests finish, for the watchdog. */
+  progress: () => void = () => {};
 
   /** Set by the owner: wakes IO worker `io` right away. */
   wakeNow: (io: number) => void = () => {};

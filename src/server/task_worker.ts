@@ -14,6 +14,7 @@ import {
   Control,
   killWord,
   openRing,
+  progressWord,
   shardCount,
   type SharedPlan,
   threadIndex,
@@ -37,6 +38,8 @@ export interface TaskWorkerInit {
   serviceUrl: string;
   /** Body limit, for replies. */
   maxBody: number;
+  /** Times this shard's worker was replaced before; see {@link killWord}. */
+  generation: number;
 }
 
 /** Longest nap while idle, so housekeeping and the stop flag are seen. */
@@ -63,7 +66,10 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const host = new ShardHost(exec, stats, requests, replies, "block");
   const ioThread = (io: number) => threadIndex(layout, "io", io);
   host.wakeNow = (io) => wake(control, ioThread(io));
-  host.mustStop = () => Atomics.load(control, killWord(me)) !== 0;
+  const killed = () => Atomics.load(control, killWord(me)) > init.generation;
+  host.mustStop = killed;
+  const progress = progressWord(me);
+  host.progress = () => control[progress]++;
   scope.postMessage({ type: "ready" });
 
   let idleAt = 0;
@@ -73,7 +79,8 @@ async function main(init: TaskWorkerInit): Promise<void> {
     const touched = host.takeTouched();
     for (const io of touched) wake(control, ioThread(io));
     touched.clear();
-    if (Atomics.load(control, killWord(me)) !== 0) {
+    control[progress]++;
+    if (killed()) {
       scope.postMessage({ type: "exited" });
       return;
     }

@@ -85,10 +85,21 @@ export function wakeWord(t: number): number {
  * The int32 index of thread `t`'s kill word. Deno's `Worker.terminate()`
  * does not stop a thread that blocks in `Atomics.wait` and never yields to
  * its event loop (measured: such a worker kept running), so a task worker
- * checks this word after every wake and exits by itself.
+ * checks this word after every wake and after every handler, and exits by
+ * itself once it holds more than its generation (how many times that
+ * worker was replaced before it started): a killed thread that wakes up
+ * late cannot touch the rings its replacement now serves.
  */
 export function killWord(t: number): number {
   return Control.wakeBase + 16 * t + 1;
+}
+
+/**
+ * The int32 index of thread `t`'s progress word, bumped as it gets work
+ * done (see `watchdog.ts`). Plain adds: only thread `t` writes it.
+ */
+export function progressWord(t: number): number {
+  return Control.wakeBase + 16 * t + 2;
 }
 
 /** Bytes each ring needs so that an empty ring takes the largest request. */
