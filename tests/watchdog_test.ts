@@ -125,3 +125,30 @@ Deno.test("a drain that times out with a handler still stuck reports the kinds h
     "leaks alone need --strict-leaks",
   );
 });
+
+Deno.test("a handler blocked past the stall timeout is replaced, and when it returns late it cannot reply into its replacement's rings", async () => {
+  await withServer(
+    {
+      mode: "pool",
+      ioThreads: 1,
+      workers: 2,
+      service: STALL_SERVICE,
+      limits: { stallTimeoutMs: 300 },
+    },
+    async (server) => {
+      using c = await RawClient.connect(server);
+      // Blocks 1.5 s in Atomics.wait, which terminate() cannot interrupt.
+      const r = await c.call(StallMethod.Slow, payload(150));
+      assert.equal(r.header.status, Status.INTERNAL);
+      assert.match(pb.Error.decode(r.body).message, /shard 0 was stuck/);
+      // Keep shard 0's replacement busy while the old thread wakes up.
+      for (let i = 0; i < 40; i++) {
+        const e = await c.call(StallMethod.Echo, payload(0, i));
+        assert.equal(e.header.status, Status.OK);
+        assert.deepEqual([...pb.PingReply.decode(e.body).payload!], [0, i]);
+        await sleep(50);
+      }
+      assert.equal(server.stats().counters.worker_stalls, 1);
+    },
+  );
+});

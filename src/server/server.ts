@@ -153,7 +153,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
-  /** Per shard: how many times its task worker was replaced (see killWord). */
+  /** Per shard: its task worker's generation, 2 more per replacement (see killWord). */
   const taskGenerations: number[] = Array.from({ length: layout.taskThreads }, () => 0);
   const taskInit = (shard: number): TaskWorkerInit => ({
     plan,
@@ -248,7 +248,13 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     }
     if (stopping) return;
     if (kind === "task") {
-      taskGenerations[index]++;
+      // Past anything the dead thread may still read (see killWord).
+      taskGenerations[index] += 2;
+      Atomics.store(
+        control,
+        killWord(threadIndex(layout, "task", index)),
+        taskGenerations[index],
+      );
       const { handle } = await WorkerHandle.start(taskUrl, `evkv-task-${index}`, taskInit(index));
       tasks[index] = handle;
       supervise(handle, "task", index);

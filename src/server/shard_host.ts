@@ -118,9 +118,9 @@ export class ShardHost<State> {
         this.#caller,
       );
       if (outcome instanceof Promise) outcome = await outcome;
-      // Killed meanwhile (a stuck handler that came back late): the rings
+      // Replaced meanwhile (a stuck handler that came back late): the rings
       // and the stats block now belong to the replacement.
-      if (this.mustStop()) return n;
+      if (this.replaced()) return n;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
@@ -191,6 +191,12 @@ export class ShardHost<State> {
    * answered INTERNAL by the IO workers.
    */
   mustStop: () => boolean = () => false;
+
+  /**
+   * Set by the owner: true once another thread serves this shard (this one
+   * was stuck and replaced): a handler that returns then must not reply.
+   */
+  replaced: () => boolean = () => false;
 
   /** Set by the owner: called as requests finish, for the watchdog. */
   progress: () => void = () => {};

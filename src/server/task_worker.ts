@@ -38,7 +38,7 @@ export interface TaskWorkerInit {
   serviceUrl: string;
   /** Body limit, for replies. */
   maxBody: number;
-  /** Times this shard's worker was replaced before; see {@link killWord}. */
+  /** This thread's generation, 2 more per replacement; see {@link killWord}. */
   generation: number;
 }
 
@@ -68,6 +68,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
   host.wakeNow = (io) => wake(control, ioThread(io));
   const killed = () => Atomics.load(control, killWord(me)) > init.generation;
   host.mustStop = killed;
+  host.replaced = () => Atomics.load(control, killWord(me)) > init.generation + 1;
   const progress = progressWord(me);
   host.progress = () => control[progress]++;
   scope.postMessage({ type: "ready" });

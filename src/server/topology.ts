@@ -85,10 +85,11 @@ export function wakeWord(t: number): number {
  * The int32 index of thread `t`'s kill word. Deno's `Worker.terminate()`
  * does not stop a thread that blocks in `Atomics.wait` and never yields to
  * its event loop (measured: such a worker kept running), so a task worker
- * checks this word after every wake and after every handler, and exits by
- * itself once it holds more than its generation (how many times that
- * worker was replaced before it started): a killed thread that wakes up
- * late cannot touch the rings its replacement now serves.
+ * checks this word after every wake and exits by itself once it holds more
+ * than its generation (which the main thread raises by 2 per replacement).
+ * Generation + 1 asks it to stop after the request it is running;
+ * generation + 2 means a replacement serves its shard, so a stuck handler
+ * that returns late must not reply into rings its replacement now uses.
  */
 export function killWord(t: number): number {
   return Control.wakeBase + 16 * t + 1;
