@@ -47,7 +47,13 @@ export {
   type ServiceOptions,
 } from "./src/server/service.ts";
 export type { Layout, Mode } from "./src/server/topology.ts";
-export { DEFAULT_LIMITS, type Limits } from "./src/server/limits.ts";
+export {
+  DEFAULT_LIMITS,
+  type Limits,
+  outputBound,
+  receiveBytesFor,
+  SMALL_REPLY_BYTES,
+} from "./src/server/limits.ts";
 export { parseServeFlags, parseSize, SERVE_USAGE, type ServeFlags } from "./src/server/config.ts";
 export {
   DEFAULT_MAX_BODY,

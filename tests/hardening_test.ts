@@ -5,7 +5,15 @@
  * server_errors_test.ts; hostile bytes in fuzz_test.ts.)
  */
 import assert from "node:assert/strict";
-import { Flags, KvMethod, pb, Status } from "../mod.ts";
+import {
+  DEFAULT_LIMITS,
+  DEFAULT_MAX_BODY,
+  Flags,
+  KvMethod,
+  outputBound,
+  pb,
+  Status,
+} from "../mod.ts";
 import { connect } from "../src/client/mod.ts";
 import { EchoMethod } from "../examples/echo_service.ts";
 import { ECHO_SERVICE, RawClient, sleep, utf8, withServer } from "./support.ts";
@@ -16,10 +24,12 @@ Deno.test("a client that never reads cannot grow the server's memory past its ou
   const maxOutputBytes = 256 * 1024;
   const maxInflightPerConnection = 64;
   const value = new Uint8Array(16 * 1024).fill(7);
-  // Queued output can exceed the cap by at most the replies already owed
-  // when reading stopped: that is the bound this test holds the server to.
-  const replyBytes = value.length + 64;
-  const bound = maxOutputBytes + maxInflightPerConnection * replyBytes;
+  // The bound the README states: the cap or one reply, whichever is more,
+  // plus one small error per request in flight.
+  const bound = outputBound(
+    { ...DEFAULT_LIMITS, maxOutputBytes, maxInflightPerConnection },
+    DEFAULT_MAX_BODY,
+  );
   await withServer(
     {
       mode: "pool",

@@ -6,7 +6,28 @@
  */
 import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
 import { parseServeFlags, SERVE_USAGE } from "./config.ts";
-import { serve } from "./server.ts";
+import { serve, type ShutdownReport } from "./server.ts";
+
+/**
+ * The exit code after a shutdown: 1 when a resource kind is not back to
+ * zero and either the drain timed out (something never finished: the
+ * process must not look like it stopped cleanly) or `--strict-leaks` asks
+ * for it; else 0.
+ *
+ * @example
+ * ```ts
+ * import { exitCodeFor } from "./cli.ts";
+ * const report = { forced: true, leaks: ["task"] } as const;
+ * exitCodeFor(report, false); // 1
+ * ```
+ */
+export function exitCodeFor(
+  report: Pick<ShutdownReport, "forced" | "leaks">,
+  strictLeaks: boolean,
+): number {
+  if (report.leaks.length === 0) return 0;
+  return report.forced || strictLeaks ? 1 : 0;
+}
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -55,8 +76,12 @@ export async function main(args: string[]): Promise<number> {
       const r = report.final.resources[k];
       return `${k} (held ${r.heldBytes} B, alloc ${r.alloc}, free ${r.free})`;
     });
-    console.error(`evkv: resources not released at exit: ${kinds.join(", ")}`);
-    return flags.strictLeaks ? 1 : 0;
+    console.error(
+      report.forced
+        ? `evkv: drain timed out with resources still held: ${kinds.join(", ")}`
+        : `evkv: resources not released at exit: ${kinds.join(", ")}`,
+    );
+    return exitCodeFor(report, flags.strictLeaks);
   }
   console.log(`evkv: stopped cleanly; all ${RESOURCE_KINDS.length} resource kinds back to zero`);
   return 0;

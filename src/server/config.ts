@@ -38,6 +38,11 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
                        split evenly across shards; 0 = no cap (default 0)
   --eviction POLICY    at the cap: noeviction (writes fail with NO_MEMORY / -OOM),
                        allkeys-lru, volatile-lru or allkeys-random (default noeviction)
+  --max-client-memory SIZE
+                       receive and output buffers of all connections together; past it
+                       the connection holding the most is closed (default: no limit)
+  --stall-timeout MS   replace a worker that made no progress for this long while it
+                       had work, 0 = never (default 3000)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
   --help               print this text
 
@@ -143,6 +148,8 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "max-connections": { type: "string" },
       "max-memory": { type: "string" },
       eviction: { type: "string" },
+      "max-client-memory": { type: "string" },
+      "stall-timeout": { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
       help: { type: "boolean" },
@@ -176,6 +183,10 @@ export function parseServeFlags(args: string[]): ServeFlags {
         framesPerTurn: int("frames-per-turn", values["frames-per-turn"], 1),
         idleTimeoutMs: int("idle-timeout", values["idle-timeout"], 0),
         maxConnections: int("max-connections", values["max-connections"], 1),
+        maxClientMemory: values["max-client-memory"] === undefined
+          ? undefined
+          : parseSize(values["max-client-memory"]),
+        stallTimeoutMs: int("stall-timeout", values["stall-timeout"], 0),
       }),
       serviceOptions: definedOnly({
         maxMemory: values["max-memory"] === undefined ? undefined : parseSize(values["max-memory"]),

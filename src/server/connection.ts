@@ -10,7 +10,7 @@ import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
 import { type CallSite, CLOSE_AFTER_REPLY, type Codec } from "./codec.ts";
 import { type Outcome, replyFrameSize, writeReplyFrame } from "./executor.ts";
 import type { ConnectionInfo } from "./service.ts";
-import type { Limits } from "./limits.ts";
+import { type Limits, receiveBytesFor, SMALL_REPLY_BYTES } from "./limits.ts";
 import type { Transport } from "./transport.ts";
 import { setImmediate } from "node:timers";
 
@@ -41,6 +41,8 @@ export interface ConnectionOwner {
   markDirty(conn: Connection): void;
   /** Called once when the connection is closed. */
   closed(conn: Connection): void;
+  /** The connection's buffers changed size by `delta` bytes (see {@link Connection.memoryBytes}). */
+  memoryChanged(conn: Connection, delta: number): void;
 }
 
 /** A client connection. */
@@ -71,6 +73,18 @@ export class Connection {
   #resume: (() => void) | null = null;
   /** Bytes handed to the socket and not yet acknowledged by the write. */
   #writingBytes = 0;
+  /** Bytes of the write in progress, all held until it completes. */
+  #writingLen = 0;
+  /**
+   * Expected size of each reply still owed, for pausing before the output
+   * cap: the largest reply seen lately (it jumps up, and decays by 1/16 of
+   * the gap per smaller reply).
+   */
+  #replyHint = SMALL_REPLY_BYTES;
+  /** Capacity of the buffer being written, while #writing. */
+  #writingCapacity = 0;
+  /** Bytes of buffers this connection holds, as last reported to the owner. */
+  #memory = 0;
 
   readonly #owner: ConnectionOwner;
   readonly #transport: Transport;
@@ -97,6 +111,22 @@ export class Connection {
     this.#spare = new Uint8Array(4096);
     owner.stats.alloc(Res.connection, 0);
     owner.stats.alloc(Res.message, this.#buf.length);
+    this.#memoryChanged();
+  }
+
+  /** Bytes its receive and output buffers hold now (capacity, not content). */
+  get memoryBytes(): number {
+    return this.#memory;
+  }
+
+  #memoryChanged(): void {
+    const now = this.closed ? 0 : this.#buf.length + this.#out.length +
+      (this.#writing ? this.#writingCapacity : this.#spare.length);
+    const delta = now - this.#memory;
+    if (delta !== 0) {
+      this.#memory = now;
+      this.#owner.memoryChanged(this, delta);
+    }
   }
 
   /**
@@ -139,10 +169,15 @@ export class Connection {
     this.settle();
   }
 
-  /** Over a limit: too many replies unwritten or owed, here or in the worker. */
+  /**
+   * Over a limit: too many replies unwritten or owed (counted at their
+   * expected size, so parsing pauses before the output cap), here or in
+   * the worker.
+   */
   #mustWait(): boolean {
     const l = this.#owner.limits;
-    return this.#outLen + this.#writingBytes >= l.maxOutputBytes ||
+    return this.#outLen + this.#writingLen + this.inflight * this.#replyHint >=
+        l.maxOutputBytes ||
       this.inflight >= l.maxInflightPerConnection ||
       this.ringBytes >= l.maxRingBytesPerConnection || this.#owner.overloaded();
   }
@@ -199,10 +234,7 @@ export class Connection {
           owner.stats.count(Counter.turns_yielded);
           return true;
         }
-        if (
-          this.inflight >= limits.maxInflightPerConnection ||
-          this.ringBytes >= limits.maxRingBytesPerConnection || owner.overloaded()
-        ) return true;
+        if (this.#mustWait()) return true;
         const off = this.#start;
         this.#start += total;
         this.#packetBytes = total;
@@ -246,7 +278,8 @@ export class Connection {
     const pending = this.#end - this.#start;
     let need = INITIAL_RECEIVE_BYTES;
     const hint = this.codec.sizeHint(buf, this.#start, this.#end);
-    if (hint > 0) need = Math.max(need, hint);
+    // Sized by the bytes that arrived, not by the length the peer claims.
+    if (hint > 0) need = Math.max(need, receiveBytesFor(hint, pending));
     // Length unknown (RESP): double while a frame keeps growing; the codec
     // refuses frames over its limits, which bounds this.
     else if (pending * 2 > need) need = pending * 2;
@@ -262,11 +295,31 @@ export class Connection {
       stats.free(Res.message, buf.length);
       stats.alloc(Res.message, size);
       this.#buf = buf = next;
+      this.#memoryChanged();
     } else if (this.#start > 0) {
       buf.copyWithin(0, this.#start, this.#end);
     }
     this.#start = 0;
     this.#end = pending;
+  }
+
+  /**
+   * Whether a reply of `size` bytes may be queued: yes when the queue is
+   * empty, when it stays within `maxOutputBytes`, or when the reply is
+   * small; otherwise the caller answers OVERLOADED instead. Also learns the
+   * size for {@link #mustWait}'s estimate of replies still owed.
+   */
+  admitReply(size: number): boolean {
+    const hint = this.#replyHint;
+    this.#replyHint = size >= hint ? size : hint - ((hint - size) >>> 4);
+    const queued = this.#outLen + this.#writingLen;
+    return queued === 0 || size <= SMALL_REPLY_BYTES ||
+      queued + size <= this.#owner.limits.maxOutputBytes;
+  }
+
+  /** The output cap, for messages. */
+  get maxOutputBytes(): number {
+    return this.#owner.limits.maxOutputBytes;
   }
 
   /** Queues a reply frame built from `outcome`. */
@@ -297,9 +350,13 @@ export class Connection {
   #reserve(n: number): number {
     const at = this.#outLen;
     if (at + n > this.#out.length) {
-      const next = new Uint8Array(Math.max(this.#out.length * 2, at + n));
+      // Doubling up to 1 MiB, then 1 MiB at a time: a queue near the output
+      // cap holds at most 1 MiB it does not use.
+      const step = Math.min(this.#out.length, 1 << 20);
+      const next = new Uint8Array(Math.max(this.#out.length + step, at + n));
       next.set(this.#out.subarray(0, at));
       this.#out = next;
+      this.#memoryChanged();
     }
     this.#outLen = at + n;
     return at;
@@ -332,6 +389,8 @@ export class Connection {
       this.#outLen = 0;
       this.#outFrames = 0;
       this.#writingBytes = len;
+      this.#writingLen = len;
+      this.#writingCapacity = buf.length;
       try {
         let off = 0;
         while (off < len) {
@@ -345,12 +404,16 @@ export class Connection {
         this.close();
       } finally {
         this.#writingBytes = 0;
+        this.#writingLen = 0;
         stats.freeMany(Res.output_buffer, frames, len);
       }
       this.#spare = buf.length > KEEP_OUTPUT_BYTES ? new Uint8Array(4096) : buf;
+      this.#writingCapacity = this.#spare.length;
+      this.#memoryChanged();
       this.wake();
     }
     this.#writing = false;
+    this.#memoryChanged();
     this.settle();
   }
 
@@ -379,6 +442,7 @@ export class Connection {
     this.#outFrames = 0;
     stats.free(Res.message, this.#buf.length);
     stats.free(Res.connection, 0);
+    this.#memoryChanged();
     stats.count(Counter.connections_closed);
     this.#owner.closed(this);
     this.wake();

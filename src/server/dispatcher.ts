@@ -408,6 +408,10 @@ export class Dispatcher implements CallSite {
     o: Outcome,
     counted = false,
   ): void {
+    if (!oneway && !conn.closed && !conn.admitReply(o.size + FRAME_OVERHEAD)) {
+      o = this.#overflow(conn, o.size + FRAME_OVERHEAD);
+      counted = false;
+    }
     if (!counted) countError(this.stats, o.status);
     if (!oneway && !conn.closed) {
       const size = o.size + FRAME_OVERHEAD;
@@ -417,6 +421,18 @@ export class Dispatcher implements CallSite {
       this.stats.count(Counter.replies);
     }
     this.#release(conn);
+  }
+
+  /**
+   * The answer to a reply that would take its connection's unread output
+   * past the cap (see {@link Connection.admitReply}); the reply is dropped.
+   */
+  #overflow(conn: Connection, size: number): Outcome {
+    this.stats.count(Counter.output_overflows);
+    return errorOutcome(
+      Status.OVERLOADED,
+      `Queue reply: its ${size} bytes would take the unread replies of this connection past ${conn.maxOutputBytes} bytes; read replies before sending more`,
+    );
   }
 
   #release(conn: Connection): void {
@@ -460,8 +476,15 @@ export class Dispatcher implements CallSite {
           continue;
         }
         // The shard counted the error; only the reply's delivery is ours.
-        if (!head.conn.closed) {
+        if (head.conn.closed) {
+          // Dropped with its connection.
+        } else if (head.conn.admitReply(frameLen)) {
           head.sink.frame(head.conn, frame);
+          this.stats.count(Counter.replies);
+        } else {
+          const o = this.#overflow(head.conn, frameLen);
+          countError(this.stats, o.status);
+          head.sink.outcome(head.conn, head.code, head.requestId, o);
           this.stats.count(Counter.replies);
         }
         this.#release(head.conn);
@@ -474,11 +497,12 @@ export class Dispatcher implements CallSite {
   }
 
   /**
-   * Shard `s`'s thread died. Its replies already in the ring are delivered;
+   * Shard `s`'s thread died (or was stuck and replaced: `cause` says which,
+   * for the INTERNAL messages). Its replies already in the ring are delivered;
    * every call it still owed gets INTERNAL; the records it never took are
    * dropped, so its replacement starts on an empty ring.
    */
-  shardDied(s: number): void {
+  shardDied(s: number, cause = "died"): void {
     this.drainReplies();
     const owed = this.#owed[s];
     for (let head = owed.shift(); head; head = owed.shift()) {
@@ -487,7 +511,7 @@ export class Dispatcher implements CallSite {
       const name = this.service.methods[head.code]?.name ?? `method ${head.code}`;
       const outcome = errorOutcome(
         Status.INTERNAL,
-        `Run ${name}: the thread of shard ${s} died before replying; the request may or may not have taken effect`,
+        `Run ${name}: the thread of shard ${s} ${cause} before replying; the request may or may not have taken effect`,
       );
       if (head.fanout !== 0) this.#part(head.fanout, outcome.status, outcome.body, false);
       else this.#finish(head.conn, head.sink, head.code, head.requestId, false, outcome);

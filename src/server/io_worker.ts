@@ -13,15 +13,18 @@ import { encodeFrame } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
 import { type CodecName, CODECS } from "./codecs.ts";
+import { ClientMemoryGuard } from "./client_memory.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
 import type { Service, ServiceOptions } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
+import { beatMs } from "./watchdog.ts";
 import {
   Control,
   openRing,
+  progressWord,
   shardCount,
   shardThread,
   type SharedPlan,
@@ -79,7 +82,7 @@ export type IoWorkerCommand =
   }
   | Extract<ProxyMessage, { type: "sock-data" | "sock-written" }>
   | { type: "drain"; timeoutMs: number }
-  | { type: "shard-died"; shard: number }
+  | { type: "shard-died"; shard: number; cause?: string }
   | { type: "stop" };
 
 class IoWorker implements ConnectionOwner {
@@ -88,6 +91,7 @@ class IoWorker implements ConnectionOwner {
   readonly limits: Limits;
   readonly site: Dispatcher;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
   readonly #plan: SharedPlan;
   readonly #index: number;
   readonly #me: number;
@@ -103,6 +107,7 @@ class IoWorker implements ConnectionOwner {
   #stopped = false;
   #drainReported = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #clientMemory: ClientMemoryGuard;
 
   constructor(init: IoWorkerInit, service: Service<unknown>) {
     const plan = init.plan;
@@ -116,6 +121,11 @@ class IoWorker implements ConnectionOwner {
     this.#control = new Int32Array(plan.control);
     this.stats = new StatsBlock(plan.stats, this.#me);
     this.stats.reset();
+    this.#clientMemory = new ClientMemoryGuard(
+      plan.clientMemory,
+      init.index,
+      init.limits.maxClientMemory,
+    );
     if (plan.layout.mode === "inline") {
       const exec = new Executor(
         service,
@@ -243,6 +253,19 @@ class IoWorker implements ConnectionOwner {
     }
   }
 
+  /**
+   * Bumps this thread's progress word while its event loop is free: the
+   * watchdog replaces an IO worker whose heartbeat stops (a handler stuck
+   * in inline mode).
+   */
+  startHeartbeat(): void {
+    const stall = this.limits.stallTimeoutMs;
+    if (stall <= 0) return;
+    this.stats.alloc(Res.sweeper, 0);
+    const word = progressWord(this.#me);
+    this.#heartbeat = setInterval(() => this.#control[word]++, beatMs(stall));
+  }
+
   startIdleTimer(): void {
     const limit = this.limits.idleTimeoutMs;
     if (limit <= 0) return;
@@ -259,6 +282,26 @@ class IoWorker implements ConnectionOwner {
     this.#conns.delete(conn.info.id);
     this.#service.onDisconnect?.(conn.info);
     this.#maybeDrained();
+  }
+
+  memoryChanged(conn: Connection, delta: number): void {
+    this.#clientMemory.changed(conn, delta);
+  }
+
+  /** Closes the largest connections while all clients hold more than the cap. */
+  #enforceClientMemory(): void {
+    this.#clientMemory.enforce(
+      () => this.#conns.values(),
+      (conn, total) => {
+        this.stats.count(Counter.connections_evicted);
+        console.error(
+          `evkv: closed connection ${conn.info.remote} holding ${conn.memoryBytes} B of buffers: ` +
+            `all clients held ${total} B, over --max-client-memory ${this.limits.maxClientMemory} B`,
+        );
+        conn.close();
+      },
+      (io) => wake(this.#control, threadIndex(this.#plan.layout, "io", io)),
+    );
   }
 
   // --- batches -------------------------------------------------------------
@@ -280,11 +323,12 @@ class IoWorker implements ConnectionOwner {
       if (dirty[i].dirty) dirty[i].flush();
     }
     dirty.length = 0;
+    if (this.#clientMemory.pending) this.#enforceClientMemory();
     this.#maybeDrained();
   }
 
-  shardDied(s: number): void {
-    this.site.shardDied(s);
+  shardDied(s: number, cause?: string): void {
+    this.site.shardDied(s, cause);
     this.endOfBatch();
   }
 
@@ -295,6 +339,8 @@ class IoWorker implements ConnectionOwner {
     let idleAt = 0;
     while (!this.#stopped) {
       const seen = Atomics.load(control, word);
+      // Another worker may have woken this one to close its largest client.
+      if (this.#clientMemory.limit > 0) this.#clientMemory.pending = true;
       let done = this.site.drainReplies();
       if (this.#host) {
         done += await this.#host.drain();
@@ -361,6 +407,11 @@ class IoWorker implements ConnectionOwner {
 
   /** Final stop: the main thread knows every shard is idle. */
   async stop(): Promise<void> {
+    if (this.#heartbeat !== undefined) {
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = undefined;
+      this.stats.free(Res.sweeper, 0);
+    }
     if (this.#idleTimer !== undefined) {
       clearInterval(this.#idleTimer);
       this.#idleTimer = undefined;
@@ -386,6 +437,7 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
     const ports = msg.listen.map((spec) => worker!.listen(spec));
     worker.pump();
     worker.startIdleTimer();
+    worker.startHeartbeat();
     scope.postMessage({ type: "ready", ports });
     return;
   }
@@ -411,7 +463,7 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
       worker.drain(msg.timeoutMs);
       break;
     case "shard-died":
-      worker.shardDied(msg.shard);
+      worker.shardDied(msg.shard, msg.cause);
       scope.postMessage({ type: "shard-reset", shard: msg.shard });
       break;
     case "stop":

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { DEFAULT_MAX_BODY } from "../protocol/constants.ts";
+import { DEFAULT_MAX_BODY, FRAME_OVERHEAD, REPLY_SLACK } from "../protocol/constants.ts";
 
 /** Limits an IO worker enforces. */
 export interface Limits {
@@ -39,6 +39,17 @@ export interface Limits {
   idleTimeoutMs: number;
   /** Connections the whole server accepts at once; the excess is refused at accept. */
   maxConnections: number;
+  /**
+   * Bytes all connections' receive and output buffers may hold together
+   * (Redis's `maxmemory-clients`); past it the connection holding the most
+   * is closed. 0 = no limit.
+   */
+  maxClientMemory: number;
+  /**
+   * A worker whose progress word has not moved for this long while it had
+   * work is stuck: it is replaced and what it owed gets INTERNAL. 0 = never.
+   */
+  stallTimeoutMs: number;
 }
 
 /**
@@ -64,6 +75,11 @@ export interface Limits {
  *   their memory the same hour.
  * - `maxConnections` 10 000: Redis's default `maxclients`; raise it with
  *   the process's file-descriptor limit.
+ * - `maxClientMemory` 0 (off), as Redis's `maxmemory-clients`: the per
+ *   connection bounds times `maxConnections` is the worst case otherwise.
+ * - `stallTimeoutMs` 3000: a handler that keeps its thread from finishing
+ *   anything for 3 s is far outside any request's budget, while garbage
+ *   collection pauses and scheduling on a shared machine stay well below.
  *
  * @example
  * ```ts
@@ -79,4 +95,52 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   framesPerTurn: 64,
   idleTimeoutMs: 300_000,
   maxConnections: 10_000,
+  maxClientMemory: 0,
+  stallTimeoutMs: 3000,
 });
+
+/**
+ * Replies up to this size are always queued, even past `maxOutputBytes`:
+ * the OVERLOADED error that would replace them is no smaller, and they
+ * answer writes (Put, Delete) whose effect the client must learn of.
+ */
+export const SMALL_REPLY_BYTES = 256;
+
+/**
+ * Receive buffer bytes for a frame that claims `claimed` bytes in all when
+ * `arrived` of them are here: the buffer doubles with what arrived and is
+ * sized to the whole frame only once half of it is in, so a peer that
+ * claims a large body and sends little holds little.
+ *
+ * @example
+ * ```ts
+ * import { receiveBytesFor } from "@evkv/evkv";
+ * receiveBytesFor(4 << 20, 24); // 48: grows with the bytes, not the claim
+ * receiveBytesFor(4 << 20, 3 << 20); // 4194304
+ * ```
+ */
+export function receiveBytesFor(claimed: number, arrived: number): number {
+  return arrived * 2 >= claimed ? claimed : arrived * 2;
+}
+
+/**
+ * The most reply bytes one connection can have queued and being written,
+ * whatever its client sends: `max(maxOutput, largest reply) + maxInflight *
+ * SMALL_REPLY_BYTES`. Parsing pauses once queued bytes plus an estimate of
+ * the replies still owed reach `maxOutputBytes`; a reply that arrives when
+ * the estimate was short and would take a non-empty queue past
+ * `maxOutputBytes` is replaced by a small OVERLOADED error (brpc's
+ * EOVERCROWDED), so the bound holds even for replies whose size nobody
+ * could know in advance.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LIMITS, outputBound } from "@evkv/evkv";
+ * outputBound(DEFAULT_LIMITS, 4 << 20); // 8650752: 8 MiB + 1024 * 256 B
+ * ```
+ */
+export function outputBound(limits: Readonly<Limits>, maxBody: number): number {
+  const largestReply = maxBody + REPLY_SLACK + FRAME_OVERHEAD;
+  return Math.max(limits.maxOutputBytes, largestReply) +
+    limits.maxInflightPerConnection * SMALL_REPLY_BYTES;
+}

@@ -15,6 +15,15 @@ const CTRL_BYTES = 128; // write index and read index on separate cache lines
 const WRITE = 0;
 const READ = 16;
 const PAD = 0x80000000;
+/**
+ * Bytes written and not yet released by the consumer, read from any thread
+ * (the watchdog asks whether a shard has work).
+ */
+export function ringBacklog(memory: SharedArrayBuffer): number {
+  const ctrl = new Int32Array(memory, 0, CTRL_BYTES / 4);
+  return (Atomics.load(ctrl, WRITE) - Atomics.load(ctrl, READ)) >>> 0;
+}
+
 /** Bytes of the ring's own record header (length word + alignment). */
 export const RECORD_HEADER = 8;
 

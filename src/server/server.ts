@@ -25,6 +25,7 @@ import type { CodecName } from "./codecs.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import type { ServiceOptions } from "./service.ts";
+import { type Stall, Watchdog } from "./watchdog.ts";
 import {
   Control,
   createPlan,
@@ -156,12 +157,15 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
   const serviceOptions = options.serviceOptions ?? {};
+  /** Per shard: its task worker's generation, 2 more per replacement (see killWord). */
+  const taskGenerations: number[] = Array.from({ length: layout.taskThreads }, () => 0);
   const taskInit = (shard: number): TaskWorkerInit => ({
     plan,
     shard,
     serviceUrl,
     maxBody,
     serviceOptions,
+    generation: taskGenerations[shard],
   });
   const tasks: WorkerHandle[] = await Promise.all(
     Array.from(
@@ -220,6 +224,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
    */
   const restart = async (kind: "io" | "task", index: number, reason: string) => {
     if (stopping) return;
+    watchdog.pause(kind, index);
+    const cause = stallCauses.get(`${kind} ${index}`);
+    stallCauses.delete(`${kind} ${index}`);
     const shardLost = kind === "task" || layout.mode === "inline";
     console.error(
       `evkv: ${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
@@ -231,7 +238,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       await Promise.all(ios.map((h, i) => {
         if (kind === "io" && i === index) return null;
         const done = h.next("shard-reset", 5000);
-        h.post({ type: "shard-died", shard: index });
+        h.post({ type: "shard-died", shard: index, cause });
         return done;
       }));
     }
@@ -247,6 +254,13 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     }
     if (stopping) return;
     if (kind === "task") {
+      // Past anything the dead thread may still read (see killWord).
+      taskGenerations[index] += 2;
+      Atomics.store(
+        control,
+        killWord(threadIndex(layout, "task", index)),
+        taskGenerations[index],
+      );
       const { handle } = await WorkerHandle.start(taskUrl, `evkv-task-${index}`, taskInit(index));
       tasks[index] = handle;
       supervise(handle, "task", index);
@@ -257,7 +271,41 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       proxy.attach(index);
       supervise(handle, "io", index);
     }
+    watchdog.resume(kind, index);
   };
+  /**
+   * Stops a task worker's thread: asks through its kill word first (a
+   * thread blocked in Atomics.wait sees only that), then terminates it.
+   * `waitMs`: how long to wait for it to exit by itself.
+   */
+  const stopTask = async (index: number, waitMs: number) => {
+    const h = tasks[index];
+    const t = threadIndex(layout, "task", index);
+    const exited = waitMs > 0 ? h.next("exited", waitMs) : null;
+    Atomics.store(control, killWord(t), taskGenerations[index] + 1);
+    wake(control, t);
+    await exited;
+  };
+  /** Why a worker being replaced died, for the INTERNAL replies, when stuck. */
+  const stallCauses = new Map<string, string>();
+  const onStall = ({ kind, index, stalledMs }: Stall) => {
+    if (stopping) return;
+    mainStats.count(Counter.worker_stalls);
+    console.error(
+      `evkv: ${
+        kind === "io" ? "IO" : "task"
+      } worker ${index} made no progress for ${stalledMs} ms ` +
+        `while it had work (a stuck handler?); replacing it`,
+    );
+    stallCauses.set(
+      `${kind} ${index}`,
+      `was stuck (no progress for ${stalledMs} ms) and was replaced`,
+    );
+    if (kind === "task") stopTask(index, 0);
+    (kind === "io" ? ios : tasks)[index].kill(`stuck: no progress for ${stalledMs} ms`);
+  };
+  const watchdog = new Watchdog(plan, limits.stallTimeoutMs, onStall);
+  if (watchdog.start()) mainStats.alloc(Res.sweeper, 0);
   const restarts = new Set<Promise<void>>();
   const supervise = (h: WorkerHandle, kind: "io" | "task", index: number) =>
     h.onDeath((reason) => {
@@ -287,6 +335,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     // A restart under way finishes first, so no worker is left half started.
     await Promise.all(restarts);
     stopping = true;
+    if (watchdog.stop()) mainStats.free(Res.sweeper, 0);
     const drained = await Promise.all(ios.map((h) => {
       const p = h.next("drained", drainTimeoutMs + 2000);
       h.post({ type: "drain", timeoutMs: drainTimeoutMs });
@@ -322,16 +371,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     killWorker: async (kind, index) => {
       const h = kind === "io" ? ios[index] : tasks[index];
       if (!h) throw new RangeError(`Kill worker: there is no ${kind} worker ${index}`);
-      if (kind === "task") {
-        // See killWord(): ask first, so the thread is surely gone before its
-        // rings are reset; terminate() stays the fallback for a stuck one.
-        const t = threadIndex(layout, "task", index);
-        const exited = h.next("exited", 1000);
-        Atomics.store(control, killWord(t), 1);
-        wake(control, t);
-        await exited;
-        Atomics.store(control, killWord(t), 0);
-      }
+      // See killWord(): ask first, so the thread is surely gone before its
+      // rings are reset; terminate() stays the fallback for a stuck one.
+      if (kind === "task") await stopTask(index, 1000);
       h.kill("killed on request");
       await Promise.all(restarts);
     },

@@ -119,6 +119,9 @@ export class ShardHost<State> {
         this.#caller,
       );
       if (outcome instanceof Promise) outcome = await outcome;
+      // Replaced meanwhile (a stuck handler that came back late): the rings
+      // and the stats block now belong to the replacement.
+      if (this.replaced()) return n;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
@@ -128,6 +131,7 @@ export class ShardHost<State> {
         this.#releaseRequest(ring, slotBytes);
       }
       n++;
+      this.progress();
     }
     return n;
   }
@@ -168,8 +172,10 @@ export class ShardHost<State> {
         return;
       }
       // The IO worker never blocks, so it will drain: wake it and nap.
+      // Waiting on it is not being stuck (its own heartbeat says if it is).
       this.#wakeTouchedNow(reply.io);
       Atomics.wait(this.#nap, 0, 0, 1);
+      this.progress();
     }
   }
 
@@ -186,6 +192,15 @@ export class ShardHost<State> {
    * answered INTERNAL by the IO workers.
    */
   mustStop: () => boolean = () => false;
+
+  /**
+   * Set by the owner: true once another thread serves this shard (this one
+   * was stuck and replaced): a handler that returns then must not reply.
+   */
+  replaced: () => boolean = () => false;
+
+  /** Set by the owner: called as requests finish, for the watchdog. */
+  progress: () => void = () => {};
 
   /** Set by the owner: wakes IO worker `io` right away. */
   wakeNow: (io: number) => void = () => {};

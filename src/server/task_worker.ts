@@ -14,6 +14,7 @@ import {
   Control,
   killWord,
   openRing,
+  progressWord,
   shardCount,
   type SharedPlan,
   threadIndex,
@@ -39,6 +40,8 @@ export interface TaskWorkerInit {
   maxBody: number;
   /** See {@link ServeOptions.serviceOptions}. */
   serviceOptions?: ServiceOptions;
+  /** This thread's generation, 2 more per replacement; see {@link killWord}. */
+  generation: number;
 }
 
 /** Longest nap while idle, so housekeeping and the stop flag are seen. */
@@ -66,7 +69,11 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const host = new ShardHost(exec, stats, requests, replies, "block");
   const ioThread = (io: number) => threadIndex(layout, "io", io);
   host.wakeNow = (io) => wake(control, ioThread(io));
-  host.mustStop = () => Atomics.load(control, killWord(me)) !== 0;
+  const killed = () => Atomics.load(control, killWord(me)) > init.generation;
+  host.mustStop = killed;
+  host.replaced = () => Atomics.load(control, killWord(me)) > init.generation + 1;
+  const progress = progressWord(me);
+  host.progress = () => control[progress]++;
   scope.postMessage({ type: "ready" });
 
   let idleAt = 0;
@@ -76,7 +83,8 @@ async function main(init: TaskWorkerInit): Promise<void> {
     const touched = host.takeTouched();
     for (const io of touched) wake(control, ioThread(io));
     touched.clear();
-    if (Atomics.load(control, killWord(me)) !== 0) {
+    control[progress]++;
+    if (killed()) {
       scope.postMessage({ type: "exited" });
       return;
     }

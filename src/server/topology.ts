@@ -13,6 +13,7 @@
 import { createRingMemory, Ring, ringCapacityFor } from "./ring.ts";
 import { REQUEST_HEADER } from "./records.ts";
 import { FRAME_OVERHEAD } from "../protocol/constants.ts";
+import { createClientMemory } from "./client_memory.ts";
 
 /** How requests reach handlers. */
 export type Mode = "pool" | "inline";
@@ -41,6 +42,8 @@ export interface SharedPlan {
   replyRings: (SharedArrayBuffer | null)[][];
   /** Date.now() when the server started, for uptime. */
   startedAt: number;
+  /** What each IO worker's client buffers hold (see {@link ClientMemoryGuard}). */
+  clientMemory: SharedArrayBuffer;
 }
 
 /** Index words in the control memory, each on its own cache line. */
@@ -82,10 +85,22 @@ export function wakeWord(t: number): number {
  * The int32 index of thread `t`'s kill word. Deno's `Worker.terminate()`
  * does not stop a thread that blocks in `Atomics.wait` and never yields to
  * its event loop (measured: such a worker kept running), so a task worker
- * checks this word after every wake and exits by itself.
+ * checks this word after every wake and exits by itself once it holds more
+ * than its generation (which the main thread raises by 2 per replacement).
+ * Generation + 1 asks it to stop after the request it is running;
+ * generation + 2 means a replacement serves its shard, so a stuck handler
+ * that returns late must not reply into rings its replacement now uses.
  */
 export function killWord(t: number): number {
   return Control.wakeBase + 16 * t + 1;
+}
+
+/**
+ * The int32 index of thread `t`'s progress word, bumped as it gets work
+ * done (see `watchdog.ts`). Plain adds: only thread `t` writes it.
+ */
+export function progressWord(t: number): number {
+  return Control.wakeBase + 16 * t + 2;
 }
 
 /** Bytes each ring needs so that an empty ring takes the largest request. */
@@ -118,7 +133,16 @@ export function createPlan(
       ),
   );
   const control = new SharedArrayBuffer((Control.wakeBase + 16 * (threadCount(layout) + 1)) * 4);
-  return { layout, control, stats, requestRings, replyRings, startedAt: Date.now() };
+  const clientMemory = createClientMemory(layout.ioThreads);
+  return {
+    layout,
+    control,
+    stats,
+    requestRings,
+    replyRings,
+    startedAt: Date.now(),
+    clientMemory,
+  };
 }
 
 /** All ring memories of a plan, for accounting. */

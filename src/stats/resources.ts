@@ -75,6 +75,9 @@ export const COUNTER_NAMES = [
   "store_pages_bytes",
   "evicted_keys",
   "expired_keys",
+  "output_overflows",
+  "connections_evicted",
+  "worker_stalls",
   // One per non-OK status of STATUS_NAMES, in code order (checked below).
   "errors.BAD_REQUEST",
   "errors.CRC_MISMATCH",
