@@ -14,6 +14,7 @@ import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
 import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
 import { keyRequestReader, prefetchKeys, putRequestReader } from "./request_readers.ts";
+import { incrMethod } from "./incr_method.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 
 /** Longest key the spec allows. */
@@ -191,6 +192,7 @@ const kvService = defineService<ShardStore>({
       handler: (_req, ctx: Ctx) => ({ keys: ctx.state.size }),
       merge: (parts) => ({ keys: parts.reduce((n, p) => n + Number(p.keys ?? 0), 0) }),
     }),
+    [KvMethod.Incr]: incrMethod,
     [KvMethod.Stats]: method<evkv.v1.IStatsRequest, evkv.v1.IStatsReply, ShardStore>({
       name: "Stats",
       request: pb.StatsRequest,
