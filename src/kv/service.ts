@@ -15,6 +15,7 @@ import { keyShard } from "./route.ts";
 import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
 import { keyRequestReader, prefetchKeys, putRequestReader } from "./request_readers.ts";
 import { incrMethod } from "./incr_method.ts";
+import { respMethods } from "../resp/shard_methods.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 
 /** Longest key the spec allows. */
@@ -193,6 +194,7 @@ const kvService = defineService<ShardStore>({
       merge: (parts) => ({ keys: parts.reduce((n, p) => n + Number(p.keys ?? 0), 0) }),
     }),
     [KvMethod.Incr]: incrMethod,
+    ...respMethods,
     [KvMethod.Stats]: method<evkv.v1.IStatsRequest, evkv.v1.IStatsReply, ShardStore>({
       name: "Stats",
       request: pb.StatsRequest,
