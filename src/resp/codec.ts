@@ -26,6 +26,8 @@ import {
   argShard,
   arrayItems,
   encodeCommand,
+  intOf,
+  OK_BYTES,
   okJoin,
   pinnedBody,
   queuedReply,
@@ -34,6 +36,7 @@ import {
 import { errorBytes } from "./out.ts";
 import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
+import { shardOfKey } from "../kv/route.ts";
 
 function session(conn: Connection): Session {
   return conn.codecState as Session;
@@ -139,6 +142,8 @@ function direct(
   const keys = command.keys!;
   const last = keys[1] < 0 ? count + keys[1] : keys[1];
   const step = keys[2];
+  // MSET and MSETNX take pairs: Redis checks this when it runs them.
+  if (step === 2 && (count - 1) % 2 !== 0) return s.reply(conn, wrongArity(name));
   let same = true;
   if (shards > 1 && last > keys[0]) {
     const first = argShard(b, base, spans, keys[0], shards);
@@ -154,11 +159,67 @@ function direct(
     site.call(conn, s, code, s.nextSeq(), 0, b, base, base + total, 0, true);
     return;
   }
+  if (name === "msetnx") return msetnxAcross(conn, site, s, argViews(b, base, spans, count));
+  if (name === "rename" || name === "renamenx") {
+    return renameAcross(conn, site, s, name, argViews(b, base, spans, count));
+  }
   if (!command.split) return s.reply(conn, errorBytes(CROSSSLOT));
   split(conn, site, s, name, command.split, b, base, spans, count, step);
 }
 
-/** Runs a multi-key command as one sub-command per shard and joins the parts. */
+/**
+ * Runs `args` (name first; keys from argument 1, each followed by
+ * `step - 1` values) as one sub-command per shard; `join` gets the parts in
+ * argument order: for each key, its reply item when the parts are arrays.
+ */
+function splitCall(
+  conn: Connection,
+  site: CallSite,
+  s: Session,
+  seq: number,
+  args: Uint8Array[],
+  step: number,
+  join: (parts: Uint8Array[], order: [number, number[]][]) => Uint8Array | null,
+): void {
+  const shards = site.shards;
+  const groups = new Map<number, number[]>();
+  for (let i = 1; i < args.length; i += step) {
+    const sh = shardOfKey(args[i], 0, args[i].length, shards);
+    const g = groups.get(sh);
+    if (g) g.push(i);
+    else groups.set(sh, [i]);
+  }
+  const order = [...groups.entries()];
+  const gather = new Gather(s, seq, order.length, (parts) => join(parts, order));
+  order.forEach(([sh, idx], part) => {
+    const sub: Uint8Array[] = [args[0]];
+    for (const i of idx) for (let k = 0; k < step; k++) sub.push(args[i + k]);
+    const body = pinnedBody(sh, s.proto, MODE_PLAIN, [encodeCommand(sub)]);
+    site.call(conn, gather, RespMethod.Pinned, part, 0, body, 0, body.length, 0, true);
+  });
+}
+
+/** MGET's parts put back in the order the keys were asked. */
+function mgetJoin(parts: Uint8Array[], order: [number, number[]][], n: number): Uint8Array {
+  const values = new Array<Uint8Array>(n);
+  order.forEach(([, idx], p) => {
+    const items = arrayItems(parts[p]);
+    idx.forEach((argIndex, k) => (values[argIndex - 1] = items[k]));
+  });
+  let size = 0;
+  for (const v of values) size += v.length;
+  const head = new TextEncoder().encode(`*${values.length}\r\n`);
+  const out = new Uint8Array(head.length + size);
+  out.set(head);
+  let at = head.length;
+  for (const v of values) {
+    out.set(v, at);
+    at += v.length;
+  }
+  return out;
+}
+
+/** A multi-key command whose keys span shards, split per shard. */
 function split(
   conn: Connection,
   site: CallSite,
@@ -171,45 +232,95 @@ function split(
   count: number,
   step: number,
 ): void {
-  const shards = site.shards;
-  const groups = new Map<number, number[]>();
-  for (let i = 1; i < count; i += step) {
-    const sh = argShard(b, base, spans, i, shards);
-    const g = groups.get(sh);
-    if (g) g.push(i);
-    else groups.set(sh, [i]);
-  }
-  const order = [...groups.entries()];
-  const proto = s.proto;
-  const gather = new Gather(s, s.nextSeq(), order.length, (parts) => {
+  const args = argViews(b, base, spans, count);
+  splitCall(conn, site, s, s.nextSeq(), args, step, (parts, order) => {
     if (kind === "sum") return sumJoin(parts);
     if (kind === "ok") return okJoin(parts);
-    // MGET: put each shard's values back where their keys were asked.
-    const values = new Array<Uint8Array>(count - 1);
-    order.forEach(([, idx], p) => {
-      const items = arrayItems(parts[p]);
-      idx.forEach((argIndex, k) => (values[argIndex - 1] = items[k]));
+    return mgetJoin(parts, order, count - 1);
+  });
+  void name;
+}
+
+/**
+ * MSETNX of keys on several shards: EXISTS on each, then MSET when none
+ * is there. Two steps, so unlike on one shard it is not atomic.
+ */
+function msetnxAcross(conn: Connection, site: CallSite, s: Session, args: Uint8Array[]): void {
+  const seq = s.nextSeq();
+  const copies = args.map((a) => a.slice());
+  const keys = [new TextEncoder().encode("exists")];
+  for (let i = 1; i < copies.length; i += 2) keys.push(copies[i]);
+  splitCall(conn, site, s, seq, keys, 1, (parts) => {
+    const exists = sumJoin(parts);
+    if (exists[0] === 0x2d) return exists;
+    if (intOf(exists) > 0) return encodeInt(0);
+    copies[0] = new TextEncoder().encode("mset");
+    splitCall(conn, site, s, seq, copies, 2, (sets) => {
+      const ok = okJoin(sets);
+      return ok[0] === 0x2d ? ok : encodeInt(1);
     });
-    let size = 0;
-    for (const v of values) size += v.length;
-    const head = new TextEncoder().encode(`*${values.length}\r\n`);
-    const out = new Uint8Array(head.length + size);
-    out.set(head);
-    let at = head.length;
-    for (const v of values) {
-      out.set(v, at);
-      at += v.length;
-    }
-    return out;
+    return null;
   });
-  order.forEach(([sh, idx], part) => {
-    const args: Uint8Array[] = [new TextEncoder().encode(name)];
-    for (const i of idx) {
-      for (let k = 0; k < step; k++) {
-        args.push(b.subarray(base + spans[2 * (i + k)], base + spans[2 * (i + k) + 1]));
-      }
+}
+
+/**
+ * RENAME / RENAMENX of keys on two shards: the value and its expiry move in
+ * two steps (take from one shard, put on the other), so unlike on one shard
+ * another client may see neither key in between.
+ */
+function renameAcross(
+  conn: Connection,
+  site: CallSite,
+  s: Session,
+  name: string,
+  args: Uint8Array[],
+): void {
+  const from = args[1].slice();
+  const to = args[2].slice();
+  const shards = site.shards;
+  const fromShard = shardOfKey(from, 0, from.length, shards);
+  const toShard = shardOfKey(to, 0, to.length, shards);
+  const seq = s.nextSeq();
+  const send = (
+    shard: number,
+    command: Uint8Array,
+    next: (part: Uint8Array) => Uint8Array | null,
+  ) => {
+    const gather = new Gather(s, seq, 1, ([part]) => next(part));
+    const body = pinnedBody(shard, 2, MODE_PLAIN, [command]);
+    site.call(conn, gather, RespMethod.Pinned, 0, 0, body, 0, body.length, 0, true);
+  };
+  const move = (): Uint8Array | null => {
+    send(fromShard, encodeCommand(["__take", from]), (taken) => {
+      if (taken[0] !== 0x2a || taken[1] === 0x2d) return errorBytes("ERR no such key");
+      const [value, at] = arrayItems(taken);
+      const bytes = value.subarray(value.indexOf(10) + 1, value.length - 2);
+      send(toShard, encodeCommand(["__put", to, bytes, String(intOf(at))]), (put) => {
+        if (put[0] === 0x2d) return put;
+        return name === "rename" ? OK_BYTES : encodeInt(1);
+      });
+      return null;
+    });
+    return null;
+  };
+  if (name === "rename") {
+    move();
+    return;
+  }
+  send(toShard, encodeCommand(["exists", to]), (exists) => {
+    if (intOf(exists) > 0) {
+      // RENAMENX: the source must still exist for a 0 (else "no such key").
+      send(
+        fromShard,
+        encodeCommand(["exists", from]),
+        (there) => intOf(there) > 0 ? encodeInt(0) : errorBytes("ERR no such key"),
+      );
+      return null;
     }
-    const body = pinnedBody(sh, proto, MODE_PLAIN, [encodeCommand(args)]);
-    site.call(conn, gather, RespMethod.Pinned, part, 0, body, 0, body.length, 0, true);
+    return move();
   });
+}
+
+function encodeInt(n: number): Uint8Array {
+  return new TextEncoder().encode(`:${n}\r\n`);
 }

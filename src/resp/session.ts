@@ -60,14 +60,17 @@ export class Gather implements ReplySink {
   readonly #parts: Uint8Array[];
   readonly #statuses: number[];
   #remaining: number;
-  readonly #join: (parts: Uint8Array[], statuses: number[]) => Uint8Array;
+  readonly #join: (parts: Uint8Array[], statuses: number[]) => Uint8Array | null;
 
-  /** A gather of `n` parts for the command with sequence number `seq`. */
+  /**
+   * A gather of `n` parts for the command with sequence number `seq`; `join`
+   * returns the reply, or null when it made further calls that will.
+   */
   constructor(
     session: Session,
     seq: number,
     n: number,
-    join: (parts: Uint8Array[], statuses: number[]) => Uint8Array,
+    join: (parts: Uint8Array[], statuses: number[]) => Uint8Array | null,
   ) {
     this.#session = session;
     this.#seq = seq;
@@ -91,7 +94,7 @@ export class Gather implements ReplySink {
     this.#parts[part] = body;
     this.#statuses[part] = status;
     if (--this.#remaining === 0) {
-      let bytes: Uint8Array;
+      let bytes: Uint8Array | null;
       const failed = this.#statuses.findIndex((s) => s !== 0);
       if (failed >= 0) bytes = failure(this.#statuses[failed], this.#parts[failed]);
       else {
@@ -101,7 +104,8 @@ export class Gather implements ReplySink {
           bytes = errorBytes(`ERR ${e instanceof Error ? e.message : String(e)}`);
         }
       }
-      this.#session.done(conn, this.#seq, bytes);
+      // null: the join goes on with more calls and answers `seq` itself.
+      if (bytes !== null) this.#session.done(conn, this.#seq, bytes);
     }
   }
 }

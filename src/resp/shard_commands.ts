@@ -511,12 +511,14 @@ export const SHARD_RUNS: Record<string, ShardRun> = {
     }
   },
   mset(c) {
+    if (c.argc % 2 === 0) return c.out.error("ERR wrong number of arguments for 'mset' command");
     writing(c, () => {
       for (let i = 1; i < c.argc; i += 2) c.store.put(arg(c, i), arg(c, i + 1), 0);
       c.out.ok();
     });
   },
   msetnx(c) {
+    if (c.argc % 2 === 0) return c.out.error("ERR wrong number of arguments for 'msetnx' command");
     for (let i = 1; i < c.argc; i += 2) {
       if (c.store.get(arg(c, i)) !== undefined) return c.out.int(0);
     }
@@ -624,6 +626,23 @@ export const SHARD_RUNS: Record<string, ShardRun> = {
   },
   // Internal: not reachable by clients (the IO worker refuses names starting with "__").
   __scan: shardScan,
+  __take(c) {
+    // RENAME across shards, first half: the value and expiry, and the key is gone.
+    const key = arg(c, 1);
+    const value = c.store.get(key);
+    if (value === undefined) return c.out.nullArray();
+    c.out.arrayHead(2);
+    c.out.bulk(value);
+    c.out.int(c.store.expiryOf(key) ?? 0);
+    c.store.delete(key);
+  },
+  __put(c) {
+    // RENAME across shards, second half.
+    writing(c, () => {
+      c.store.putUntil(arg(c, 1), arg(c, 2), Number(argInt(c, 3) ?? 0));
+      c.out.ok();
+    });
+  },
   __fp(c) {
     c.out.int(fingerprint(c.store, arg(c, 1)));
   },
