@@ -4,7 +4,10 @@
  * JSON-comparable. tests/resp_record_oracle.ts records what redis-server
  * gives; tests/resp_oracle_test.ts holds evkv to it.
  */
+// Test-only dependencies, pinned here rather than in deno.json's imports.
+// deno-lint-ignore no-import-prefix
 import { createClient } from "npm:redis@6.3.1";
+// deno-lint-ignore no-import-prefix
 import { Redis } from "npm:ioredis@6.0.0";
 
 /** Results of the node-redis and ioredis sequences against `port`. */

@@ -23,6 +23,6 @@ const oracle = {
 };
 Deno.writeTextFileSync(
   new URL("./fixtures/resp_oracle.json", import.meta.url),
-  JSON.stringify(oracle, null, 1) + "\n",
+  JSON.stringify(oracle, null, 2) + "\n",
 );
 console.log(`recorded ${replies.length} replies from redis ${oracle.recordedFrom}`);
