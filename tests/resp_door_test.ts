@@ -9,7 +9,7 @@ import { compileGlob } from "../src/resp/glob.ts";
 import { shardOfKey } from "../src/kv/route.ts";
 import { connect } from "../src/client/mod.ts";
 import { LAYOUTS, utf8, withServer } from "./support.ts";
-import { multibulk, RespConn } from "./resp_support.ts";
+import { have, multibulk, RespConn } from "./resp_support.ts";
 
 const pool = { ...LAYOUTS[0].options, respPort: 0 };
 const inline = { ...LAYOUTS[1].options, respPort: 0 };
@@ -194,4 +194,49 @@ Deno.test("MATCH runs in linear time on patterns that make a backtracking matche
   assert.equal(g.matches(utf8("user:12*x")), false);
   assert.deepEqual([...compileGlob(utf8("user:*")).prefix], [...utf8("user:")]);
   assert.equal(compileGlob(utf8("exact")).matches(utf8("exactly")), false);
+});
+
+Deno.test({
+  name: "prometheus-redis-exporter reads the key counts and memory from INFO",
+  ignore: !have("prometheus-redis-exporter") && Deno.env.get("CI") !== "true",
+  fn: async () => {
+    await withServer(pool, async (server) => {
+      using c = await RespConn.open(server.addr.respPort!);
+      for (let i = 0; i < 7; i++) {
+        await c.command("SET", `exp:${i}`, "v", ...(i < 2 ? ["EX", "100"] : []));
+      }
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (l.addr as Deno.NetAddr).port;
+      l.close();
+      const exporter = new Deno.Command("prometheus-redis-exporter", {
+        args: [
+          "-redis.addr",
+          `redis://127.0.0.1:${server.addr.respPort}`,
+          "-web.listen-address",
+          `127.0.0.1:${port}`,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      try {
+        let metrics = "";
+        for (let i = 0; i < 100 && !metrics.includes("redis_up"); i++) {
+          try {
+            metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          } catch {
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        assert.match(metrics, /^redis_up 1$/m);
+        assert.match(metrics, /^redis_db_keys\{db="db0"\} 7$/m);
+        assert.match(metrics, /^redis_db_keys_expiring\{db="db0"\} 2$/m);
+        const used = Number(/^redis_memory_used_bytes (\S+)$/m.exec(metrics)?.[1]);
+        assert.ok(used > 0, "used memory is reported");
+        assert.match(metrics, /redis_version="7\.\d+\.\d+"/);
+      } finally {
+        exporter.kill("SIGTERM");
+        await exporter.status;
+      }
+    });
+  },
 });

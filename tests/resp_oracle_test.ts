@@ -61,3 +61,26 @@ for (const layout of layouts) {
     });
   });
 }
+
+Deno.test({
+  name: "redis-benchmark runs every string-KV test of its default list",
+  ignore: !have("redis-benchmark") && Deno.env.get("CI") !== "true",
+  fn: async () => {
+    await withServer(layouts[0].options, async (server) => {
+      // The default list's string tests; the full list exits at LPUSH, since
+      // redis-benchmark exits on any error reply and lists are not served.
+      const out = await run("redis-benchmark", [
+        "-p",
+        String(respPort(server)),
+        "-t",
+        "ping,set,get,incr,mset",
+        "-n",
+        "2000",
+        "-q",
+      ]);
+      const done = [...out.matchAll(/^\s*([A-Z_]+(?: \(10 keys\))?): [\d.]+ requests per second/gm)]
+        .map((m) => m[1]);
+      assert.deepEqual(done, ["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"]);
+    });
+  },
+});
