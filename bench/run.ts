@@ -30,6 +30,7 @@ import {
   type RespRun,
   startRedis,
 } from "./resp.ts";
+import { memtierComparison } from "./memtier.ts";
 
 /** One scenario: a connection count and a pipeline depth. */
 export interface Scenario {
@@ -705,6 +706,7 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const { runs: resp, note: respNote } = await respComparison(failures);
+  const memtier = await memtierComparison(Math.min(seconds, 5), 3, failures);
   const cacheAfter = cacheReach();
   const totalS = (performance.now() - began) / 1000;
   // Runs go server by server; tables and chart read better scenario by scenario.
@@ -738,8 +740,8 @@ async function main(args: string[]): Promise<number> {
     resp,
     respNote,
   );
-  await Deno.writeTextFile(`${base}.md`, md);
-  console.log(md);
+  await Deno.writeTextFile(`${base}.md`, md + memtier.markdown);
+  console.log(md + memtier.markdown);
   console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);
   const bad = failures.length > 0 || exits.some((e) => e.code !== 0 || e.killed) ||
     rows.some((r) => r.result.ops === 0 || Object.keys(r.result.errors).length > 0);

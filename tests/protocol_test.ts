@@ -666,7 +666,11 @@ Deno.test("statusName names a code the spec does not define STATUS_<n>", () => {
 // ---------------------------------------------------------------------------
 // keyShard
 
+/** The routing rule, restated: a non-empty `{tag}` (first `{`, first `}` after it) decides. */
 function shardOfKey(key: Uint8Array, shards: number): number {
+  const open = key.indexOf(0x7b);
+  const close = open < 0 ? -1 : key.indexOf(0x7d, open + 1);
+  if (close > open + 1) return hashBytes(key, open + 1, close) % shards;
   return hashBytes(key, 0, key.length) % shards;
 }
 

@@ -44,6 +44,7 @@ Commands:
   get KEY                            Print the value of KEY (exit 1 when it is missing)
   put KEY VALUE [--ttl MS]           Store VALUE under KEY, expiring after MS ms if given
   del KEY                            Delete KEY
+  incr KEY [DELTA] [--ttl MS]        Add DELTA (default 1) to the counter KEY; prints the new value
   scan PREFIX [--limit N] [--start-after KEY]
                                      List one page of keys starting with PREFIX
   stats                              Print the server's counters
@@ -65,6 +66,7 @@ type Command =
   | { name: "get"; key: string }
   | { name: "put"; key: string; value: string; ttlMs: number }
   | { name: "del"; key: string }
+  | { name: "incr"; key: string; delta: bigint; ttlMs: number }
   | { name: "scan"; prefix: string; limit: number; startAfter: string | undefined }
   | { name: "stats" };
 
@@ -84,6 +86,7 @@ const ACTION: Record<Command["name"], string> = {
   get: "Get",
   put: "Put",
   del: "Delete",
+  incr: "Incr",
   scan: "Scan",
   stats: "Stats",
 };
@@ -165,7 +168,7 @@ function parseInvocation(args: string[]): Invocation | "help" {
       throw new UsageError(`--${flag} applies only to ${command}`);
     }
   };
-  onlyFor("ttl", "put");
+  if (name !== "incr") onlyFor("ttl", "put");
   onlyFor("limit", "scan");
   onlyFor("start-after", "scan");
 
@@ -192,6 +195,22 @@ function parseInvocation(args: string[]): Invocation | "help" {
       arity(1, 1, "KEY");
       command = { name, key: rest[0] };
       break;
+    case "incr": {
+      arity(1, 2, "KEY [DELTA] [--ttl MS]");
+      const delta = rest.length > 1 ? rest[1] : "1";
+      if (
+        !/^-?\d{1,19}$/.test(delta) || BigInt(delta) < -(2n ** 63n) || BigInt(delta) >= 2n ** 63n
+      ) {
+        throw new UsageError(`incr: DELTA must be a signed 64-bit integer, got "${delta}"`);
+      }
+      command = {
+        name,
+        key: rest[0],
+        delta: BigInt(delta),
+        ttlMs: uint("--ttl", v.ttl, 0, U32_MAX),
+      };
+      break;
+    }
     case "scan":
       arity(1, 1, "PREFIX [--limit N] [--start-after KEY]");
       command = {
@@ -254,6 +273,12 @@ async function runCommand(client: Client, cmd: Command, json: boolean): Promise<
       const replaced = await client.put(cmd.key, cmd.value, { ttlMs: cmd.ttlMs });
       if (json) print({ key: cmd.key, replaced });
       else console.log(replaced ? "OK (replaced)" : "OK (new)");
+      return 0;
+    }
+    case "incr": {
+      const value = await client.incr(cmd.key, cmd.delta, { ttlMs: cmd.ttlMs });
+      if (json) print({ key: cmd.key, value: value.toString() });
+      else console.log(value.toString());
       return 0;
     }
     case "del": {

@@ -14,6 +14,7 @@
 import type { BodyWriter } from "../server/service.ts";
 import type { evkv } from "../protocol/messages.ts";
 import { crc32Combine, crc32Range } from "../protocol/crc32.ts";
+import { varint64Size, writeVarint64, zigzag64 } from "../protocol/varint64.ts";
 
 /** Bytes of `n` (0..2^32-1) as a protobuf varint. */
 function varintSize(n: number): number {
@@ -129,3 +130,23 @@ export function boolReplyWriter<K extends string>(
     },
   };
 }
+
+/**
+ * `IncrReply { sint64 value = 1; }` from an exact value (a number when
+ * within 2^53, else a BigInt), always with the field, as protobufjs writes
+ * a set field.
+ *
+ * @example
+ * ```ts
+ * import { incrReplyWriter } from "./reply_writers.ts";
+ * const out = new Uint8Array(incrReplyWriter.size({ value: -1 }));
+ * incrReplyWriter.write({ value: -1 }, out, 0); // [0x08, 0x01]
+ * ```
+ */
+export const incrReplyWriter: BodyWriter<{ value: number | bigint }> = {
+  size: (m) => 1 + varint64Size(zigzag64(BigInt(m.value))),
+  write(m, dst, off) {
+    dst[off] = BOOL_FIELD_1; // field 1, varint
+    writeVarint64(dst, off + 1, zigzag64(BigInt(m.value)));
+  },
+};

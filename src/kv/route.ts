@@ -78,7 +78,9 @@ export function keyShard(body: Uint8Array, shards: number): number {
 /**
  * Shard of the key `bytes[start, end)` among `shards`: the one rule that
  * {@link keyShard} routes by and that anything predicting the route (the
- * KV prefetch hook) must follow.
+ * KV prefetch hook, the RESP door) must follow. A key with a hash tag
+ * (`{tag}rest`, the first `{` and the first `}` after it, non-empty
+ * between) is routed by the tag alone, as Redis Cluster slots it.
  *
  * @example
  * ```ts
@@ -88,6 +90,18 @@ export function keyShard(body: Uint8Array, shards: number): number {
  * ```
  */
 export function shardOfKey(bytes: Uint8Array, start: number, end: number, shards: number): number {
+  // Redis Cluster's hash tags: when the key has a `{...}` with something
+  // inside, only that part decides, so `{user:1}:name` and `{user:1}:mail`
+  // share a shard (and a RESP transaction can span both).
+  for (let i = start; i < end; i++) {
+    if (bytes[i] !== 0x7b) continue;
+    for (let j = i + 1; j < end; j++) {
+      if (bytes[j] !== 0x7d) continue;
+      if (j > i + 1) return hashBytes(bytes, i + 1, j) % shards;
+      break;
+    }
+    break;
+  }
   return hashBytes(bytes, start, end) % shards;
 }
 

@@ -14,6 +14,8 @@ import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
 import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
 import { keyRequestReader, prefetchKeys, putRequestReader } from "./request_readers.ts";
+import { incrMethod } from "./incr_method.ts";
+import { respMethods } from "../resp/shard_methods.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 import { publishStoreGauges, storeOptions } from "./store_options.ts";
 
@@ -193,6 +195,8 @@ const kvService = defineService<ShardStore>({
       handler: (_req, ctx: Ctx) => ({ keys: ctx.state.size }),
       merge: (parts) => ({ keys: parts.reduce((n, p) => n + Number(p.keys ?? 0), 0) }),
     }),
+    [KvMethod.Incr]: incrMethod,
+    ...respMethods,
     [KvMethod.Stats]: method<evkv.v1.IStatsRequest, evkv.v1.IStatsReply, ShardStore>({
       name: "Stats",
       request: pb.StatsRequest,

@@ -1,49 +1,78 @@
 /**
- * The RESP2 codec: Redis's protocol on the same IO workers, task rings and
- * shards as wire v1, so redis-cli and redis-benchmark work against the KV
- * store. Commands become calls on the KV service.
+ * The RESP codec (RESP2, and RESP3 after HELLO 3): Redis's protocol on the
+ * same IO workers, task rings and shards as wire v1.
+ *
+ * The direct path: a string command's bytes go, as they arrived, to the
+ * shard of its keys (one ring copy, no encoding), the shard runs it on its
+ * store and renders the RESP reply, and the reply's bytes go to the output
+ * buffer. Multi-key commands whose keys span shards are split per shard and
+ * joined here; everything else runs here (see commands.ts).
  *
  * @module
  */
 import type { CallSite, Codec } from "../server/codec.ts";
 import { CLOSE_AFTER_REPLY } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
-import { COMMANDS, unknownCommand, wrongArity } from "./commands.ts";
-import { checkCommand, RespProtocolError } from "./frame.ts";
-import { error } from "./reply.ts";
-import { Session } from "./session.ts";
-
-/** Command names are short ASCII: lower-cased without a TextDecoder per command. */
-function commandName(bytes: Uint8Array): string {
-  if (bytes.length > 32) return "";
-  let name = "";
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i];
-    name += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
-  }
-  return name;
-}
+import {
+  COMMANDS,
+  findCommand,
+  SHARD_STATELESS,
+  TRANSACTION_CONTROL,
+  unknownCommand,
+  wrongArity,
+} from "./commands.ts";
+import { ArgSpans, checkCommand, RespProtocolError } from "./frame.ts";
+import {
+  argShard,
+  arrayItems,
+  encodeCommand,
+  intOf,
+  OK_BYTES,
+  okJoin,
+  pinnedBody,
+  queuedReply,
+  sumJoin,
+} from "./io_commands.ts";
+import { errorBytes } from "./out.ts";
+import { Gather, Session } from "./session.ts";
+import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
+import { shardOfKey } from "../kv/route.ts";
 
 function session(conn: Connection): Session {
   return conn.codecState as Session;
 }
 
-/** The RESP2 codec. */
+/** Spans of an inline command once encoded as multibulk. */
+const inlineSpans = new ArgSpans();
+
+/** The arguments of the command at `b[base]` as views (for commands run here). */
+function argViews(b: Uint8Array, base: number, spans: Int32Array, count: number): Uint8Array[] {
+  const args = new Array<Uint8Array>(count);
+  for (let i = 0; i < count; i++) {
+    args[i] = b.subarray(base + spans[2 * i], base + spans[2 * i + 1]);
+  }
+  return args;
+}
+
+const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/** The RESP codec. */
 export const respCodec: Codec = {
-  name: "RESP2",
+  name: "RESP",
 
   open(conn: Connection): void {
-    conn.codecState = new Session();
+    conn.codecState = new Session(conn.info.ioWorker);
   },
 
   check(conn: Connection, buf: Uint8Array, start: number, end: number, maxBody: number): number {
     const s = session(conn);
     if (s.quitting) return CLOSE_AFTER_REPLY;
+    s.maxBody = maxBody;
     try {
       return checkCommand(buf, start, end, maxBody, s.args);
     } catch (e) {
       if (!(e instanceof RespProtocolError)) throw e;
-      s.reply(conn, error(`ERR Protocol error: ${e.message}`));
+      s.reply(conn, errorBytes(`ERR Protocol error: ${e.message}`));
       return CLOSE_AFTER_REPLY;
     }
   },
@@ -52,26 +81,246 @@ export const respCodec: Codec = {
     return 0;
   },
 
-  dispatch(conn: Connection, buf: Uint8Array, off: number, _total: number, site: CallSite): void {
+  dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {
     const s = session(conn);
-    const spans = s.args;
-    let args: Uint8Array[];
-    if (spans.inline) args = spans.inline;
-    else {
-      args = new Array(spans.count);
-      for (let i = 0; i < spans.count; i++) {
-        args[i] = buf.subarray(spans.spans[2 * i], spans.spans[2 * i + 1]);
-      }
+    let a = s.args;
+    if (a.at !== off) return;
+    let b = buf;
+    let base = off;
+    if (a.inline !== null) {
+      if (a.inline.length === 0) return; // an empty line
+      b = encodeCommand(a.inline);
+      base = 0;
+      total = checkCommand(b, 0, b.length, b.length + 1, inlineSpans);
+      a = inlineSpans;
     }
-    if (spans.at !== off || args.length === 0) return; // an empty line or `*0`
-    const name = commandName(args[0]);
-    // Own properties only: "constructor" or "__proto__" are not commands.
-    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-    if (!command) return s.reply(conn, unknownCommand(args[0], args.slice(1)));
-    const n = args.length;
-    if ((command.arity > 0 && n !== command.arity) || (command.arity < 0 && n < -command.arity)) {
+    const count = a.count;
+    if (count === 0) return; // `*0`
+    const spans = a.spans;
+    const found = findCommand(b, base + spans[0], base + spans[1]);
+    if (found === undefined) {
+      if (s.multi) s.dirty = true;
+      const args = argViews(b, base, spans, count);
+      return s.reply(conn, unknownCommand(args[0], args.slice(1)));
+    }
+    const { name, command } = found;
+    const arity = command.arity;
+    if ((arity > 0 && count !== arity) || (arity < 0 && count < -arity)) {
+      if (s.multi) s.dirty = true;
       return s.reply(conn, wrongArity(name));
     }
-    command.run({ conn, site, session: s }, args.slice(1));
+    if (s.multi && !TRANSACTION_CONTROL.has(name)) {
+      if (!command.shard && !command.fanout && !SHARD_STATELESS.has(name)) {
+        s.dirty = true;
+        return s.reply(conn, errorBytes("ERR Command not allowed inside a transaction"));
+      }
+      s.queued.push({ bytes: b.slice(base, base + total), name });
+      return s.reply(conn, queuedReply());
+    }
+    if (command.shard) return direct(conn, site, s, name, b, base, total, spans, count);
+    command.run!({ conn, site, session: s }, argViews(b, base, spans, count).slice(1));
   },
 };
+
+/**
+ * Sends a keyed command to the shard of its keys, as is; splits it per
+ * shard when its keys span several and it can be split.
+ */
+function direct(
+  conn: Connection,
+  site: CallSite,
+  s: Session,
+  name: string,
+  b: Uint8Array,
+  base: number,
+  total: number,
+  spans: Int32Array,
+  count: number,
+): void {
+  const command = COMMANDS[name];
+  const shards = site.shards;
+  const keys = command.keys!;
+  const last = keys[1] < 0 ? count + keys[1] : keys[1];
+  const step = keys[2];
+  // MSET and MSETNX take pairs: Redis checks this when it runs them.
+  if (step === 2 && (count - 1) % 2 !== 0) return s.reply(conn, wrongArity(name));
+  let same = true;
+  if (shards > 1 && last > keys[0]) {
+    const first = argShard(b, base, spans, keys[0], shards);
+    for (let i = keys[0] + step; i <= last; i += step) {
+      if (argShard(b, base, spans, i, shards) !== first) {
+        same = false;
+        break;
+      }
+    }
+  }
+  if (same) {
+    const code = s.proto === 3 ? RespMethod.Key3 : RespMethod.Key2;
+    site.call(conn, s, code, s.nextSeq(), 0, b, base, base + total, 0, true);
+    return;
+  }
+  if (name === "msetnx") return msetnxAcross(conn, site, s, argViews(b, base, spans, count));
+  if (name === "rename" || name === "renamenx") {
+    return renameAcross(conn, site, s, name, argViews(b, base, spans, count));
+  }
+  if (!command.split) return s.reply(conn, errorBytes(CROSSSLOT));
+  split(conn, site, s, name, command.split, b, base, spans, count, step);
+}
+
+/**
+ * Runs `args` (name first; keys from argument 1, each followed by
+ * `step - 1` values) as one sub-command per shard; `join` gets the parts in
+ * argument order: for each key, its reply item when the parts are arrays.
+ */
+function splitCall(
+  conn: Connection,
+  site: CallSite,
+  s: Session,
+  seq: number,
+  args: Uint8Array[],
+  step: number,
+  join: (parts: Uint8Array[], order: [number, number[]][]) => Uint8Array | null,
+): void {
+  const shards = site.shards;
+  const groups = new Map<number, number[]>();
+  for (let i = 1; i < args.length; i += step) {
+    const sh = shardOfKey(args[i], 0, args[i].length, shards);
+    const g = groups.get(sh);
+    if (g) g.push(i);
+    else groups.set(sh, [i]);
+  }
+  const order = [...groups.entries()];
+  const gather = new Gather(s, seq, order.length, (parts) => join(parts, order));
+  order.forEach(([sh, idx], part) => {
+    const sub: Uint8Array[] = [args[0]];
+    for (const i of idx) for (let k = 0; k < step; k++) sub.push(args[i + k]);
+    const body = pinnedBody(sh, s.proto, MODE_PLAIN, [encodeCommand(sub)]);
+    site.call(conn, gather, RespMethod.Pinned, part, 0, body, 0, body.length, 0, true);
+  });
+}
+
+/** MGET's parts put back in the order the keys were asked. */
+function mgetJoin(parts: Uint8Array[], order: [number, number[]][], n: number): Uint8Array {
+  const values = new Array<Uint8Array>(n);
+  order.forEach(([, idx], p) => {
+    const items = arrayItems(parts[p]);
+    idx.forEach((argIndex, k) => (values[argIndex - 1] = items[k]));
+  });
+  let size = 0;
+  for (const v of values) size += v.length;
+  const head = new TextEncoder().encode(`*${values.length}\r\n`);
+  const out = new Uint8Array(head.length + size);
+  out.set(head);
+  let at = head.length;
+  for (const v of values) {
+    out.set(v, at);
+    at += v.length;
+  }
+  return out;
+}
+
+/** A multi-key command whose keys span shards, split per shard. */
+function split(
+  conn: Connection,
+  site: CallSite,
+  s: Session,
+  name: string,
+  kind: "sum" | "ok" | "mget",
+  b: Uint8Array,
+  base: number,
+  spans: Int32Array,
+  count: number,
+  step: number,
+): void {
+  const args = argViews(b, base, spans, count);
+  splitCall(conn, site, s, s.nextSeq(), args, step, (parts, order) => {
+    if (kind === "sum") return sumJoin(parts);
+    if (kind === "ok") return okJoin(parts);
+    return mgetJoin(parts, order, count - 1);
+  });
+  void name;
+}
+
+/**
+ * MSETNX of keys on several shards: EXISTS on each, then MSET when none
+ * is there. Two steps, so unlike on one shard it is not atomic.
+ */
+function msetnxAcross(conn: Connection, site: CallSite, s: Session, args: Uint8Array[]): void {
+  const seq = s.nextSeq();
+  const copies = args.map((a) => a.slice());
+  const keys = [new TextEncoder().encode("exists")];
+  for (let i = 1; i < copies.length; i += 2) keys.push(copies[i]);
+  splitCall(conn, site, s, seq, keys, 1, (parts) => {
+    const exists = sumJoin(parts);
+    if (exists[0] === 0x2d) return exists;
+    if (intOf(exists) > 0) return encodeInt(0);
+    copies[0] = new TextEncoder().encode("mset");
+    splitCall(conn, site, s, seq, copies, 2, (sets) => {
+      const ok = okJoin(sets);
+      return ok[0] === 0x2d ? ok : encodeInt(1);
+    });
+    return null;
+  });
+}
+
+/**
+ * RENAME / RENAMENX of keys on two shards: the value and its expiry move in
+ * two steps (take from one shard, put on the other), so unlike on one shard
+ * another client may see neither key in between.
+ */
+function renameAcross(
+  conn: Connection,
+  site: CallSite,
+  s: Session,
+  name: string,
+  args: Uint8Array[],
+): void {
+  const from = args[1].slice();
+  const to = args[2].slice();
+  const shards = site.shards;
+  const fromShard = shardOfKey(from, 0, from.length, shards);
+  const toShard = shardOfKey(to, 0, to.length, shards);
+  const seq = s.nextSeq();
+  const send = (
+    shard: number,
+    command: Uint8Array,
+    next: (part: Uint8Array) => Uint8Array | null,
+  ) => {
+    const gather = new Gather(s, seq, 1, ([part]) => next(part));
+    const body = pinnedBody(shard, 2, MODE_PLAIN, [command]);
+    site.call(conn, gather, RespMethod.Pinned, 0, 0, body, 0, body.length, 0, true);
+  };
+  const move = (): Uint8Array | null => {
+    send(fromShard, encodeCommand(["__take", from]), (taken) => {
+      if (taken[0] !== 0x2a || taken[1] === 0x2d) return errorBytes("ERR no such key");
+      const [value, at] = arrayItems(taken);
+      const bytes = value.subarray(value.indexOf(10) + 1, value.length - 2);
+      send(toShard, encodeCommand(["__put", to, bytes, String(intOf(at))]), (put) => {
+        if (put[0] === 0x2d) return put;
+        return name === "rename" ? OK_BYTES : encodeInt(1);
+      });
+      return null;
+    });
+    return null;
+  };
+  if (name === "rename") {
+    move();
+    return;
+  }
+  send(toShard, encodeCommand(["exists", to]), (exists) => {
+    if (intOf(exists) > 0) {
+      // RENAMENX: the source must still exist for a 0 (else "no such key").
+      send(
+        fromShard,
+        encodeCommand(["exists", from]),
+        (there) => intOf(there) > 0 ? encodeInt(0) : errorBytes("ERR no such key"),
+      );
+      return null;
+    }
+    return move();
+  });
+}
+
+function encodeInt(n: number): Uint8Array {
+  return new TextEncoder().encode(`:${n}\r\n`);
+}

@@ -1,18 +1,48 @@
 /**
- * The RESP commands, each mapped onto the KV service's methods. A command
- * makes its calls and says how to render their answers; the session keeps
- * replies in request order.
+ * The RESP command table, as Redis keeps one: each command's arity, flags
+ * and key positions, and where it runs.
+ *
+ * To add a command, add one entry to {@link COMMANDS} (lower-case name):
+ * - `run(ctx, args)` runs it in the IO worker; it must queue exactly one
+ *   reply, with `ctx.session.reply(ctx.conn, bytes)` (see `errorBytes`,
+ *   `outFor` in out.ts / io_commands.ts) or `ctx.session.call(...)`
+ *   (protobuf calls to the service, answered in order);
+ * - or `shard: true` with `keys`, and its body in `SHARD_RUNS`
+ *   (shard_commands.ts): it runs on the shard of its keys, on the direct
+ *   path;
+ * - `arity` as Redis states it (n exact, -n at least n, the name
+ *   included) is checked before either runs.
  *
  * @module
  */
-import { KvInternalMethod, KvMethod, Status } from "../protocol/constants.ts";
-import { type evkv, pb } from "../protocol/messages.ts";
 import type { CallSite } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
-import type { MessageType } from "../server/service.ts";
-import { compileGlob } from "./glob.ts";
-import { array, bulk, error, integer, NULL_BULK, OK, simple } from "./reply.ts";
-import type { Call, Result, Session } from "./session.ts";
+import {
+  auth,
+  client,
+  command,
+  concatJoin,
+  config,
+  discard,
+  encodeCommand,
+  exec,
+  fanout,
+  hello,
+  info,
+  multi,
+  OK_BYTES,
+  okJoin,
+  randomJoin,
+  scan,
+  select,
+  sumJoin,
+  time,
+  unwatch,
+  watch,
+} from "./io_commands.ts";
+import { errorBytes, RespOut } from "./out.ts";
+import { nameHash, nameIs } from "./shard_methods.ts";
+import type { Session } from "./session.ts";
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -24,301 +54,216 @@ export interface CommandContext {
   session: Session;
 }
 
-/** One command: Redis-style arity (n exact, -n at least n, name included). */
+/** One command: see the module documentation. */
 export interface Command {
-  /** Arity as Redis states it. */
+  /** Arity as Redis states it: n exact, -n at least n, the name included. */
   arity: number;
-  /** Runs the command on its arguments (name excluded). */
-  run(ctx: CommandContext, args: Uint8Array[]): void;
+  /** Redis's command flags, as COMMAND INFO lists them. */
+  flags?: string[];
+  /** Redis's key spec: first key, last key (-1 = the last argument), step. */
+  keys?: [number, number, number];
+  /** Runs on the shard of its keys (its body is in SHARD_RUNS): the direct path. */
+  shard?: true;
+  /**
+   * Keyed commands whose keys may span shards: how the per-shard parts
+   * join. Absent: such a command gets -CROSSSLOT.
+   */
+  split?: "sum" | "ok" | "mget";
+  /** Keyless commands that run on every shard (on one shard inside EXEC). */
+  fanout?: true;
+  /** Runs in the IO worker; queues exactly one reply. */
+  run?(ctx: CommandContext, args: Uint8Array[]): void;
 }
 
-const decoder = new TextDecoder();
-const text = (b: Uint8Array) => decoder.decode(b);
-const upper = (b: Uint8Array) => text(b).toUpperCase();
-const type = <T>(t: MessageType<T>) => t as MessageType<unknown>;
+const W = ["write", "denyoom"];
+const WF = ["write", "denyoom", "fast"];
+const R = ["readonly"];
+const RF = ["readonly", "fast"];
+const K1: [number, number, number] = [1, 1, 1];
+const K12: [number, number, number] = [1, 2, 1];
+const KALL: [number, number, number] = [1, -1, 1];
+const KPAIRS: [number, number, number] = [1, -1, 2];
 
-/** Redis's reply to a write refused at the memory cap (wire v1 status 9). */
-const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
-
-/** The first failed call, as a RESP error; null when all succeeded. */
-function firstError(results: Result[]): Uint8Array | null {
-  for (const r of results) {
-    if (!r.ok) return error(r.status === Status.NO_MEMORY ? OOM : `ERR ${r.message}`);
-  }
-  return null;
-}
-
-/** Renders answers with `fn` unless a call failed. */
-function rendered<T>(fn: (values: T[]) => Uint8Array): (results: Result[]) => Uint8Array {
-  return (results) => firstError(results) ?? fn(results.map((r) => (r as { value: T }).value));
-}
-
-/** A strict decimal integer argument, or null. */
-function intArg(b: Uint8Array): number | null {
-  const s = text(b);
-  return /^-?\d{1,15}$/.test(s) ? Number(s) : null;
-}
-
-const get = (key: Uint8Array): Call => ({
-  code: KvMethod.Get,
-  body: pb.GetRequest.encode({ key }).finish(),
-  reply: type(pb.GetReply),
-});
-
-const put = (key: Uint8Array, value: Uint8Array, ttlMs = 0): Call => ({
-  code: KvMethod.Put,
-  body: pb.PutRequest.encode({ key, value, ttlMs }).finish(),
-  reply: type(pb.PutReply),
-});
-
-/** Largest TTL a wire v1 Put can carry (u32 ms, about 49 days). */
-const MAX_TTL_MS = 0xffffffff;
-
-function set(ctx: CommandContext, args: Uint8Array[]): void {
-  const [key, value] = args;
-  let ttlMs = 0;
-  let nx = false;
-  let xx = false;
-  for (let i = 2; i < args.length; i++) {
-    const opt = upper(args[i]);
-    if ((opt === "EX" || opt === "PX") && i + 1 < args.length && ttlMs === 0) {
-      const n = intArg(args[++i]);
-      if (n === null) {
-        return ctx.session.reply(ctx.conn, error("ERR value is not an integer or out of range"));
-      }
-      const ms = opt === "EX" ? n * 1000 : n;
-      if (n <= 0 || ms > MAX_TTL_MS) {
-        return ctx.session.reply(ctx.conn, error("ERR invalid expire time in 'set' command"));
-      }
-      ttlMs = ms;
-    } else if (opt === "NX" && !xx) nx = true;
-    else if (opt === "XX" && !nx) xx = true;
-    else return ctx.session.reply(ctx.conn, error("ERR syntax error"));
-  }
-  if (!nx && !xx) {
-    ctx.session.call(ctx.conn, ctx.site, [put(key, value, ttlMs)], rendered(() => OK));
-    return;
-  }
-  const call: Call = {
-    code: KvInternalMethod.PutIf,
-    body: pb.PutIfRequest.encode({ key, value, ttlMs, onlyIfAbsent: nx, onlyIfPresent: xx })
-      .finish(),
-    reply: type(pb.PutIfReply),
+/** A keyless command run on every shard, its parts joined by `join`. */
+function everyShard(
+  name: string,
+  arity: number,
+  flags: string[],
+  join: (parts: Uint8Array[], proto: number) => Uint8Array,
+  check?: (args: Uint8Array[]) => string | null,
+): Command {
+  return {
+    arity,
+    flags,
+    fanout: true,
+    run(ctx, args) {
+      const bad = check?.(args) ?? null;
+      if (bad !== null) return ctx.session.reply(ctx.conn, errorBytes(bad));
+      fanout(ctx, encodeCommand([name, ...args]), join);
+    },
   };
-  ctx.session.call(
-    ctx.conn,
-    ctx.site,
-    [call],
-    rendered<evkv.v1.IPutIfReply>(([r]) => (r.written ? OK : NULL_BULK)),
-  );
 }
 
-function scan(ctx: CommandContext, args: Uint8Array[]): void {
-  const cursor = intArg(args[0]);
-  if (cursor === null || cursor < 0) {
-    return ctx.session.reply(ctx.conn, error("ERR invalid cursor"));
-  }
-  let pattern: Uint8Array | null = null;
-  let count = 10;
-  for (let i = 1; i < args.length; i++) {
-    const opt = upper(args[i]);
-    if (opt === "MATCH" && i + 1 < args.length) pattern = args[++i];
-    else if (opt === "COUNT" && i + 1 < args.length) {
-      const n = intArg(args[++i]);
-      if (n === null || n < 1) return ctx.session.reply(ctx.conn, error("ERR syntax error"));
-      count = Math.min(n, 1000);
-    } else return ctx.session.reply(ctx.conn, error("ERR syntax error"));
-  }
-  let startAfter: Uint8Array = new Uint8Array(0);
-  if (cursor !== 0) {
-    const key = ctx.session.cursor(cursor);
-    if (!key) return ctx.session.reply(ctx.conn, error("ERR invalid cursor"));
-    startAfter = key;
-  }
-  const glob = pattern ? compileGlob(pattern) : null;
-  const prefix = glob?.prefix ?? new Uint8Array(0);
-  const call: Call = {
-    code: KvMethod.Scan,
-    body: pb.ScanRequest.encode({ prefix, startAfter, limit: count }).finish(),
-    reply: type(pb.ScanReply),
-  };
-  const session = ctx.session;
-  session.call(
-    ctx.conn,
-    ctx.site,
-    [call],
-    rendered<evkv.v1.IScanReply>(([r]) => {
-      const entries = r.entries ?? [];
-      const next = r.more && entries.length > 0
-        ? session.saveCursor(entries[entries.length - 1].key!)
-        : 0;
-      const keys = entries.map((e) => e.key!).filter((k) => !glob || glob.matches(k));
-      return array([bulk(String(next)), array(keys.map((k) => bulk(k)))]);
-    }),
-  );
-}
-
-function info(ctx: CommandContext): void {
-  const call: Call = {
-    code: KvMethod.Stats,
-    body: pb.StatsRequest.encode({}).finish(),
-    reply: type(pb.StatsReply),
-  };
-  ctx.session.call(
-    ctx.conn,
-    ctx.site,
-    [call],
-    rendered<evkv.v1.IStatsReply>(([r]) => {
-      const lines = ["# Server", "evkv_version:0.1.0", "", "# Stats"];
-      for (const c of r.counters ?? []) lines.push(`${c.name}:${c.value}`);
-      return bulk(lines.join("\r\n") + "\r\n");
-    }),
-  );
-}
+const flushCheck = (args: Uint8Array[]) => {
+  if (args.length === 0) return null;
+  const opt = new TextDecoder().decode(args[0]).toLowerCase();
+  return args.length === 1 && (opt === "async" || opt === "sync") ? null : "ERR syntax error";
+};
 
 /** Every command, by lower-case name. */
 export const COMMANDS: Record<string, Command> = {
+  get: { arity: 2, flags: RF, keys: K1, shard: true },
+  set: { arity: -3, flags: W, keys: K1, shard: true },
+  setnx: { arity: 3, flags: WF, keys: K1, shard: true },
+  setex: { arity: 4, flags: W, keys: K1, shard: true },
+  psetex: { arity: 4, flags: W, keys: K1, shard: true },
+  getset: { arity: 3, flags: WF, keys: K1, shard: true },
+  getdel: { arity: 2, flags: ["write", "fast"], keys: K1, shard: true },
+  getex: { arity: -2, flags: ["write", "fast"], keys: K1, shard: true },
+  mget: { arity: -2, flags: RF, keys: KALL, shard: true, split: "mget" },
+  mset: { arity: -3, flags: W, keys: KPAIRS, shard: true, split: "ok" },
+  msetnx: { arity: -3, flags: W, keys: KPAIRS, shard: true },
+  append: { arity: 3, flags: WF, keys: K1, shard: true },
+  strlen: { arity: 2, flags: RF, keys: K1, shard: true },
+  getrange: { arity: 4, flags: R, keys: K1, shard: true },
+  substr: { arity: 4, flags: R, keys: K1, shard: true },
+  setrange: { arity: 4, flags: W, keys: K1, shard: true },
+  incr: { arity: 2, flags: WF, keys: K1, shard: true },
+  decr: { arity: 2, flags: WF, keys: K1, shard: true },
+  incrby: { arity: 3, flags: WF, keys: K1, shard: true },
+  decrby: { arity: 3, flags: WF, keys: K1, shard: true },
+  incrbyfloat: { arity: 3, flags: WF, keys: K1, shard: true },
+  del: { arity: -2, flags: ["write"], keys: KALL, shard: true, split: "sum" },
+  unlink: { arity: -2, flags: ["write", "fast"], keys: KALL, shard: true, split: "sum" },
+  exists: { arity: -2, flags: RF, keys: KALL, shard: true, split: "sum" },
+  touch: { arity: -2, flags: RF, keys: KALL, shard: true, split: "sum" },
+  type: { arity: 2, flags: RF, keys: K1, shard: true },
+  expire: { arity: -3, flags: ["write", "fast"], keys: K1, shard: true },
+  pexpire: { arity: -3, flags: ["write", "fast"], keys: K1, shard: true },
+  expireat: { arity: -3, flags: ["write", "fast"], keys: K1, shard: true },
+  pexpireat: { arity: -3, flags: ["write", "fast"], keys: K1, shard: true },
+  expiretime: { arity: 2, flags: RF, keys: K1, shard: true },
+  pexpiretime: { arity: 2, flags: RF, keys: K1, shard: true },
+  ttl: { arity: 2, flags: RF, keys: K1, shard: true },
+  pttl: { arity: 2, flags: RF, keys: K1, shard: true },
+  persist: { arity: 2, flags: ["write", "fast"], keys: K1, shard: true },
+  rename: { arity: 3, flags: ["write"], keys: K12, shard: true },
+  renamenx: { arity: 3, flags: ["write", "fast"], keys: K12, shard: true },
+  dbsize: everyShard("dbsize", 1, RF, sumJoin),
+  keys: everyShard("keys", 2, R, concatJoin),
+  randomkey: everyShard("randomkey", 1, R, randomJoin),
+  flushdb: everyShard("flushdb", -1, ["write"], okJoin, flushCheck),
+  flushall: everyShard("flushall", -1, ["write"], okJoin, flushCheck),
+  scan: { arity: -2, flags: R, run: scan },
   ping: {
     arity: -1,
+    flags: ["fast"],
     run: (ctx, args) => {
-      if (args.length > 1) {
-        return ctx.session.reply(
-          ctx.conn,
-          error("ERR wrong number of arguments for 'ping' command"),
-        );
-      }
-      ctx.session.reply(ctx.conn, args.length === 1 ? bulk(args[0]) : simple("PONG"));
+      if (args.length > 1) return ctx.session.reply(ctx.conn, wrongArity("ping"));
+      const out = new RespOut();
+      out.reset(ctx.session.proto);
+      if (args.length === 1) out.bulk(args[0]);
+      else out.simple("PONG");
+      ctx.session.reply(ctx.conn, out.bytes());
     },
   },
-  echo: { arity: 2, run: (ctx, [msg]) => ctx.session.reply(ctx.conn, bulk(msg)) },
-  get: {
+  echo: {
     arity: 2,
-    run: (ctx, [key]) =>
-      ctx.session.call(
-        ctx.conn,
-        ctx.site,
-        [get(key)],
-        rendered<evkv.v1.IGetReply>(([r]) => (r.found ? bulk(r.value!) : NULL_BULK)),
-      ),
-  },
-  set: { arity: -3, run: set },
-  del: {
-    arity: -2,
-    run: (ctx, keys) =>
-      ctx.session.call(
-        ctx.conn,
-        ctx.site,
-        keys.map((key) => ({
-          code: KvMethod.Delete,
-          body: pb.DeleteRequest.encode({ key }).finish(),
-          reply: type(pb.DeleteReply),
-        })),
-        rendered<evkv.v1.IDeleteReply>((rs) => integer(rs.filter((r) => r.deleted).length)),
-      ),
-  },
-  exists: {
-    arity: -2,
-    run: (ctx, keys) =>
-      ctx.session.call(
-        ctx.conn,
-        ctx.site,
-        keys.map(get),
-        rendered<evkv.v1.IGetReply>((rs) => integer(rs.filter((r) => r.found).length)),
-      ),
-  },
-  mget: {
-    arity: -2,
-    run: (ctx, keys) =>
-      ctx.session.call(
-        ctx.conn,
-        ctx.site,
-        keys.map(get),
-        rendered<evkv.v1.IGetReply>((rs) =>
-          array(rs.map((r) => (r.found ? bulk(r.value!) : NULL_BULK)))
-        ),
-      ),
-  },
-  mset: {
-    arity: -3,
-    run: (ctx, args) => {
-      if (args.length % 2 !== 0) {
-        return ctx.session.reply(
-          ctx.conn,
-          error("ERR wrong number of arguments for 'mset' command"),
-        );
-      }
-      const calls: Call[] = [];
-      for (let i = 0; i < args.length; i += 2) calls.push(put(args[i], args[i + 1]));
-      ctx.session.call(ctx.conn, ctx.site, calls, rendered(() => OK));
+    flags: ["fast"],
+    run: (ctx, [msg]) => {
+      const out = new RespOut();
+      out.bulk(msg);
+      ctx.session.reply(ctx.conn, out.bytes());
     },
   },
-  scan: { arity: -2, run: scan },
-  dbsize: {
-    arity: 1,
-    run: (ctx) =>
-      ctx.session.call(
-        ctx.conn,
-        ctx.site,
-        [{
-          code: KvInternalMethod.Count,
-          body: pb.CountRequest.encode({}).finish(),
-          reply: type(pb.CountReply),
-        }],
-        rendered<evkv.v1.ICountReply>(([r]) => integer(Number(r.keys ?? 0))),
-      ),
-  },
-  info: { arity: -1, run: (ctx) => info(ctx) },
-  command: {
-    // Enough for redis-cli to start: it asks for COMMAND DOCS and copes
-    // with an empty answer.
-    arity: -1,
-    run: (ctx, args) => {
-      const sub = args.length > 0 ? upper(args[0]) : "";
-      ctx.session.reply(
-        ctx.conn,
-        sub === "COUNT" ? integer(Object.keys(COMMANDS).length) : array([]),
-      );
-    },
-  },
-  config: {
-    // redis-benchmark asks for `save` and `appendonly` before it starts.
-    arity: -2,
-    run: (ctx, args) => {
-      if (upper(args[0]) !== "GET" || args.length !== 2) {
-        return ctx.session.reply(ctx.conn, error("ERR CONFIG supports only GET here"));
-      }
-      const known: Record<string, string> = { save: "", appendonly: "no" };
-      const name = text(args[1]).toLowerCase();
-      ctx.session.reply(
-        ctx.conn,
-        name in known ? array([bulk(name), bulk(known[name])]) : array([]),
-      );
-    },
-  },
-  select: {
-    arity: 2,
-    run: (ctx, [db]) =>
-      ctx.session.reply(ctx.conn, text(db) === "0" ? OK : error("ERR DB index is out of range")),
-  },
+  hello: { arity: -1, flags: ["noscript", "loading", "stale", "fast", "no_auth"], run: hello },
+  auth: { arity: -2, flags: ["noscript", "loading", "stale", "fast", "no_auth"], run: auth },
+  client: { arity: -2, flags: ["noscript", "loading", "stale"], run: client },
+  multi: { arity: 1, flags: ["noscript", "loading", "stale", "fast"], run: multi },
+  exec: { arity: 1, flags: ["noscript", "loading", "stale", "skip_slowlog"], run: exec },
+  discard: { arity: 1, flags: ["noscript", "loading", "stale", "fast"], run: discard },
+  watch: { arity: -2, flags: ["noscript", "loading", "stale", "fast"], keys: KALL, run: watch },
+  unwatch: { arity: 1, flags: ["noscript", "loading", "stale", "fast"], run: unwatch },
+  info: { arity: -1, flags: ["loading", "stale"], run: info },
+  command: { arity: -1, flags: ["loading", "stale"], run: command },
+  config: { arity: -2, flags: ["admin", "noscript", "loading", "stale"], run: config },
+  select: { arity: 2, flags: ["loading", "stale", "fast"], run: select },
+  time: { arity: 1, flags: ["loading", "stale", "fast"], run: time },
   quit: {
     arity: -1,
+    flags: ["noscript", "loading", "stale", "fast", "no_auth"],
     run: (ctx) => {
-      ctx.session.reply(ctx.conn, OK);
+      ctx.session.reply(ctx.conn, OK_BYTES);
       ctx.session.quitting = true;
       ctx.conn.closeWhenDone = true;
     },
   },
 };
 
+/** Commands that run even inside MULTI instead of being queued. */
+export const TRANSACTION_CONTROL: ReadonlySet<string> = new Set([
+  "exec",
+  "discard",
+  "multi",
+  "watch",
+  "quit",
+  "unwatch",
+]);
+
+/** Commands queued by MULTI that run on the shard besides the `shard` ones. */
+export const SHARD_STATELESS: ReadonlySet<string> = new Set(["ping", "echo"]);
+
+let index: Map<number, { name: string; command: Command }[]> | null = null;
+
+/**
+ * The command named by `b[start, end)` (any case), without making a
+ * string; undefined when unknown. Built on first use, so entries added to
+ * {@link COMMANDS} by any module are found.
+ *
+ * @example
+ * ```ts
+ * import { findCommand } from "./commands.ts";
+ * const name = new TextEncoder().encode("GET");
+ * findCommand(name, 0, 3)?.name; // "get"
+ * ```
+ */
+export function findCommand(
+  b: Uint8Array,
+  start: number,
+  end: number,
+): { name: string; command: Command } | undefined {
+  if (index === null) {
+    index = new Map();
+    for (const [name, command] of Object.entries(COMMANDS)) {
+      const h = nameHash(new TextEncoder().encode(name), 0, name.length);
+      const list = index.get(h) ?? [];
+      list.push({ name, command });
+      index.set(h, list);
+    }
+  }
+  const list = index.get(nameHash(b, start, end));
+  if (list === undefined) return undefined;
+  for (const e of list) if (nameIs(b, start, end, e.name)) return e;
+  return undefined;
+}
+
+const latin1 = new TextDecoder("latin1");
+
 /** The reply to a command that does not exist, worded as Redis words it. */
 export function unknownCommand(name: Uint8Array, args: Uint8Array[]): Uint8Array {
-  const shown = args.slice(0, 4).map((a) => `'${text(a).slice(0, 128)}'`).join(" ");
-  return error(
-    `ERR unknown command '${text(name).slice(0, 128)}', with args beginning with: ${shown}`,
+  let shown = "";
+  for (const a of args) {
+    if (shown.length >= 128) break;
+    shown += `'${latin1.decode(a).slice(0, 128 - shown.length)}' `;
+  }
+  return errorBytes(
+    `ERR unknown command '${
+      latin1.decode(name).slice(0, 128)
+    }', with args beginning with: ${shown}`,
   );
 }
 
 /** The reply to a command with the wrong number of arguments. */
 export function wrongArity(name: string): Uint8Array {
-  return error(`ERR wrong number of arguments for '${name}' command`);
+  return errorBytes(`ERR wrong number of arguments for '${name}' command`);
 }

@@ -12,16 +12,26 @@ export const MAX_INLINE_BYTES = 64 * 1024;
 /** Most arguments in one command, as Redis limits it. */
 export const MAX_ARGS = 1024 * 1024;
 
-/** Argument offsets of the last command checked: [start, end) pairs. */
+/**
+ * Argument offsets of the last command checked, relative to the command's
+ * start, plus how far an unfinished command got: a command that arrives in
+ * many reads is parsed once, each read resuming where the last stopped.
+ */
 export class ArgSpans {
-  /** Start and end of each argument, interleaved. */
+  /** Start and end of each argument, interleaved, relative to the command. */
   spans: Int32Array = new Int32Array(64);
-  /** Number of arguments. */
+  /** Number of arguments recorded. */
   count = 0;
   /** Offset of the command these spans belong to, -1 when none. */
   at = -1;
   /** Inline commands are unquoted into fresh bytes instead of spans. */
   inline: Uint8Array[] | null = null;
+  /** Arguments the unfinished command declared, -1 when none is unfinished. */
+  declared = -1;
+  /** Where the unfinished command's next argument starts, relative to it. */
+  next = 0;
+  /** Bytes of an unfinished inline command already searched for its newline. */
+  inlineSeen = 0;
 
   push(start: number, end: number): void {
     if (this.count * 2 + 2 > this.spans.length) {
@@ -67,67 +77,85 @@ function lineEnd(buf: Uint8Array, from: number, end: number): number {
 
 /**
  * Length of the whole command at `buf[start, end)`, or 0 when more bytes
- * are needed; records its arguments in `args`. Throws
+ * are needed; records its arguments in `args` (relative to `start`) and
+ * keeps its progress there, so the next call for the same command resumes.
+ * A command whose total size would pass `maxCommand` is refused as soon as
+ * its headers say so (Redis's client-query-buffer-limit). Throws
  * {@link RespProtocolError} for what Redis would refuse.
  */
 export function checkCommand(
   buf: Uint8Array,
   start: number,
   end: number,
-  maxBulk: number,
+  maxCommand: number,
   args: ArgSpans,
 ): number {
-  args.count = 0;
   args.at = -1;
-  args.inline = null;
   if (start >= end) return 0;
-  if (buf[start] !== 0x2a) return checkInline(buf, start, end, args);
-  let eol = lineEnd(buf, start + 1, end);
-  if (eol < 0) {
-    if (end - start > 32) throw new RespProtocolError("invalid multibulk length");
-    return 0;
+  if (buf[start] !== 0x2a) {
+    args.declared = -1;
+    args.count = 0;
+    return checkInline(buf, start, end, args);
   }
-  const n = parseInt10(buf, start + 1, eol);
-  if (Number.isNaN(n) || n > MAX_ARGS) throw new RespProtocolError("invalid multibulk length");
-  let at = eol + 2;
-  for (let i = 0; i < n; i++) {
+  args.inline = null;
+  if (args.declared < 0) {
+    const eol = lineEnd(buf, start + 1, end);
+    if (eol < 0) {
+      if (end - start > 32) throw new RespProtocolError("invalid multibulk length");
+      return 0;
+    }
+    const n = parseInt10(buf, start + 1, eol);
+    if (Number.isNaN(n) || n > MAX_ARGS) throw new RespProtocolError("invalid multibulk length");
+    args.count = 0;
+    args.declared = Math.max(0, n);
+    args.next = eol + 2 - start;
+  }
+  const n = args.declared;
+  while (args.count < n) {
+    const at = start + args.next;
     if (at >= end) return 0;
     if (buf[at] !== 0x24) {
       throw new RespProtocolError(`expected '$', got '${String.fromCharCode(buf[at])}'`);
     }
-    eol = lineEnd(buf, at + 1, end);
+    const eol = lineEnd(buf, at + 1, end);
     if (eol < 0) {
       if (end - at > 32) throw new RespProtocolError("invalid bulk length");
       return 0;
     }
     const len = parseInt10(buf, at + 1, eol);
-    if (Number.isNaN(len) || len < 0 || len > maxBulk) {
+    if (Number.isNaN(len) || len < 0 || len > maxCommand) {
       throw new RespProtocolError("invalid bulk length");
     }
     const from = eol + 2;
+    if (from - start + len + 2 > maxCommand) {
+      throw new RespProtocolError(`command larger than ${maxCommand} bytes`);
+    }
     if (from + len + 2 > end) return 0;
     if (buf[from + len] !== 13 || buf[from + len + 1] !== 10) {
       throw new RespProtocolError("bulk string not followed by CRLF");
     }
-    args.push(from, from + len);
-    at = from + len + 2;
+    args.push(from - start, from - start + len);
+    args.next = from + len + 2 - start;
   }
+  args.declared = -1;
   args.at = start;
-  return at - start;
+  return args.next;
 }
 
 function checkInline(buf: Uint8Array, start: number, end: number, args: ArgSpans): number {
   let nl = -1;
-  for (let i = start; i < end; i++) {
+  for (let i = start + args.inlineSeen; i < end; i++) {
     if (buf[i] === 10) {
       nl = i;
       break;
     }
   }
   if (nl < 0) {
+    args.inlineSeen = end - start;
     if (end - start > MAX_INLINE_BYTES) throw new RespProtocolError("too big inline request");
     return 0;
   }
+  args.inlineSeen = 0;
   const lineStop = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl;
   args.inline = splitInline(buf.subarray(start, lineStop));
   args.count = args.inline.length;

@@ -1,9 +1,11 @@
 /**
- * Redis-style glob patterns for `SCAN MATCH`, over binary keys.
+ * Redis-style glob patterns (`KEYS`, `SCAN MATCH`) over binary keys, matched
+ * in time linear in key length × pattern length: the pattern is compiled to
+ * tokens once, and matching keeps a single backtrack point (the last `*`),
+ * never a RegExp that could backtrack exponentially on hostile patterns.
  *
  * @module
  */
-import { keyToString } from "../kv/store.ts";
 
 /** A compiled pattern: the literal prefix to scan from, and a matcher. */
 export interface Glob {
@@ -15,8 +17,14 @@ export interface Glob {
   prefixOnly: boolean;
 }
 
+const LITERAL = 0;
+const ANY = 1;
+const STAR = 2;
+const CLASS = 3;
+
 /**
- * Compiles `pattern` (`*`, `?`, `[abc]`, `[^a-z]`, `\x` escapes).
+ * Compiles `pattern` as Redis's `stringmatchlen` reads it: `*`, `?`,
+ * `[abc]`, `[^a-z]` (an unclosed class runs to the end), `\x` escapes.
  *
  * @example
  * ```ts
@@ -26,47 +34,95 @@ export interface Glob {
  * ```
  */
 export function compileGlob(pattern: Uint8Array): Glob {
-  const p = keyToString(pattern);
-  let prefix = "";
+  const kinds: number[] = [];
+  const values: number[] = [];
+  const classes: Uint8Array[] = [];
+  const p = pattern;
   let i = 0;
-  for (; i < p.length; i++) {
+  while (i < p.length) {
     const c = p[i];
-    if (c === "*" || c === "?" || c === "[") break;
-    if (c === "\\" && i + 1 < p.length) {
-      prefix += p[++i];
-      continue;
-    }
-    prefix += c;
-  }
-  const prefixOnly = i === p.length || (i === p.length - 1 && p[i] === "*");
-  let re = "";
-  for (let j = 0; j < p.length; j++) {
-    const c = p[j];
-    if (c === "*") re += "[\\s\\S]*";
-    else if (c === "?") re += "[\\s\\S]";
-    else if (c === "[") {
-      const close = p.indexOf("]", j + 1);
-      if (close < 0) {
-        re += "\\[";
-        continue;
+    if (c === 0x2a) {
+      // Runs of stars are one star.
+      if (kinds[kinds.length - 1] !== STAR) {
+        kinds.push(STAR);
+        values.push(0);
       }
-      let body = p.slice(j + 1, close).replace(/\\/g, "\\\\").replace(/]/g, "\\]");
-      if (body.startsWith("^")) body = "^" + body.slice(1);
-      re += `[${body}]`;
-      j = close;
-    } else if (c === "\\" && j + 1 < p.length) {
-      re += escapeRe(p[++j]);
-    } else re += escapeRe(c);
+      i++;
+    } else if (c === 0x3f) {
+      kinds.push(ANY);
+      values.push(0);
+      i++;
+    } else if (c === 0x5b) {
+      i++;
+      const set = new Uint8Array(256);
+      const negate = i < p.length && p[i] === 0x5e;
+      if (negate) i++;
+      for (;;) {
+        if (i >= p.length) break;
+        if (p[i] === 0x5c && i + 1 < p.length) {
+          set[p[i + 1]] = 1;
+          i += 2;
+        } else if (p[i] === 0x5d) {
+          i++;
+          break;
+        } else if (i + 2 < p.length && p[i + 1] === 0x2d) {
+          let lo = p[i];
+          let hi = p[i + 2];
+          if (lo > hi) [lo, hi] = [hi, lo];
+          for (let x = lo; x <= hi; x++) set[x] = 1;
+          i += 3;
+        } else {
+          set[p[i]] = 1;
+          i++;
+        }
+      }
+      if (negate) { for (let x = 0; x < 256; x++) set[x] ^= 1; }
+      kinds.push(CLASS);
+      values.push(classes.length);
+      classes.push(set);
+    } else if (c === 0x5c && i + 1 < p.length) {
+      kinds.push(LITERAL);
+      values.push(p[i + 1]);
+      i += 2;
+    } else {
+      kinds.push(LITERAL);
+      values.push(c);
+      i++;
+    }
   }
-  const regex = new RegExp(`^${re}$`);
-  const prefixBytes = Uint8Array.from(prefix, (ch) => ch.charCodeAt(0));
-  return {
-    prefix: prefixBytes,
-    prefixOnly,
-    matches: prefixOnly ? () => true : (key) => regex.test(keyToString(key)),
-  };
-}
+  let lead = 0;
+  while (lead < kinds.length && kinds[lead] === LITERAL) lead++;
+  const prefix = Uint8Array.from(values.slice(0, lead));
+  const prefixOnly = lead === kinds.length - 1 && kinds[lead] === STAR;
+  const k = Int32Array.from(kinds);
+  const v = Int32Array.from(values);
+  const n = k.length;
 
-function escapeRe(c: string): string {
-  return /[.*+?^${}()|[\]\\/-]/.test(c) ? `\\${c}` : c;
+  const one = (t: number, byte: number): boolean =>
+    k[t] === ANY || (k[t] === LITERAL ? v[t] === byte : classes[v[t]][byte] === 1);
+
+  function matches(key: Uint8Array): boolean {
+    let t = 0;
+    let s = 0;
+    let starT = -1;
+    let starS = 0;
+    while (s < key.length) {
+      if (t < n && k[t] === STAR) {
+        starT = t++;
+        starS = s;
+      } else if (t < n && one(t, key[s])) {
+        t++;
+        s++;
+      } else if (starT >= 0) {
+        // The last star takes one more byte; earlier stars never need to
+        // change, which is what keeps this O(key × pattern).
+        t = starT + 1;
+        s = ++starS;
+      } else return false;
+    }
+    while (t < n && k[t] === STAR) t++;
+    return t === n;
+  }
+
+  return { prefix, prefixOnly, matches: prefixOnly ? () => true : matches };
 }

@@ -1,26 +1,31 @@
 /**
- * One RESP connection's state: its replies in request order, and its SCAN
- * cursors. Shards finish out of order; a reply is written only once every
- * reply before it is out.
+ * One RESP connection's state: its protocol version and name, its replies
+ * in request order, its transaction, its WATCHed keys and its SCAN cursors.
+ *
+ * Every command gets a sequence number, sent as the request id of its
+ * call. Shards finish out of order; a reply is written once every reply
+ * before it is out. A reply that arrives in turn (the usual case) goes
+ * straight from the ring or the shard to the output buffer with no copy
+ * and no object of its own; only one that arrives early is kept, copied.
  *
  * @module
  */
-import { HEADER_SIZE } from "../protocol/constants.ts";
+import { HEADER_SIZE, Status } from "../protocol/constants.ts";
 import { HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { pb } from "../protocol/messages.ts";
 import type { CallSite, ReplySink } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
 import type { Outcome } from "../server/executor.ts";
-import { Fifo } from "../server/fifo.ts";
 import type { MessageType } from "../server/service.ts";
 import { ArgSpans } from "./frame.ts";
+import { errorBytes } from "./out.ts";
 
-/** The answer to one call of a command. */
+/** The answer to one call of a legacy command. */
 export type Result =
   | { ok: true; value: unknown }
   | { ok: false; status: number; message: string };
 
-/** One call a command makes: method, encoded request, reply type. */
+/** One protobuf call a legacy command makes: method, encoded request, reply type. */
 export interface Call {
   /** Method code. */
   code: number;
@@ -30,50 +35,77 @@ export interface Call {
   reply: MessageType<unknown>;
 }
 
-/** A command's place in the reply order; a sink for its calls' answers. */
-class PendingReply implements ReplySink {
-  bytes: Uint8Array | null = null;
-  readonly #session: Session;
-  readonly #types: MessageType<unknown>[];
-  readonly #results: Result[];
-  readonly #render: (results: Result[]) => Uint8Array;
-  #remaining: number;
+/** The RESP error for a reply frame or outcome that failed. */
+function failure(status: number, body: Uint8Array): Uint8Array {
+  let message = `status ${status}`;
+  try {
+    message = pb.Error.decode(body.slice()).message || message;
+  } catch {
+    // Keep the status alone.
+  }
+  return errorBytes(
+    status === Status.NO_MEMORY
+      ? "OOM command not allowed when used memory > 'maxmemory'."
+      : `ERR ${message}`,
+  );
+}
 
-  constructor(session: Session, calls: Call[], render: (results: Result[]) => Uint8Array) {
+/**
+ * Collects the parts of one command that made several calls (a split MGET,
+ * a fan-out, a legacy command), then hands the joined reply to the session.
+ */
+export class Gather implements ReplySink {
+  readonly #session: Session;
+  readonly #seq: number;
+  readonly #parts: Uint8Array[];
+  readonly #statuses: number[];
+  #remaining: number;
+  readonly #join: (parts: Uint8Array[], statuses: number[]) => Uint8Array | null;
+
+  /**
+   * A gather of `n` parts for the command with sequence number `seq`; `join`
+   * returns the reply, or null when it made further calls that will.
+   */
+  constructor(
+    session: Session,
+    seq: number,
+    n: number,
+    join: (parts: Uint8Array[], statuses: number[]) => Uint8Array | null,
+  ) {
     this.#session = session;
-    this.#types = calls.map((c) => c.reply);
-    this.#results = new Array(calls.length);
-    this.#render = render;
-    this.#remaining = calls.length;
+    this.#seq = seq;
+    this.#parts = new Array(n);
+    this.#statuses = new Array(n).fill(0);
+    this.#remaining = n;
+    this.#join = join;
   }
 
   frame(conn: Connection, frame: Uint8Array): void {
     const part = readU32(frame, HeaderOffset.requestId);
     const status = readU32(frame, HeaderOffset.status);
-    this.#settle(conn, part, status, frame.subarray(HEADER_SIZE, frame.length - 4));
+    this.#settle(conn, part, status, frame.slice(HEADER_SIZE, frame.length - 4));
   }
 
   outcome(conn: Connection, _code: number, requestId: number, outcome: Outcome): void {
-    this.#settle(conn, requestId, outcome.status, outcome.body);
+    this.#settle(conn, requestId, outcome.status, outcome.body.slice());
   }
 
   #settle(conn: Connection, part: number, status: number, body: Uint8Array): void {
-    // The body may be a view into a ring: decode from a copy.
-    const bytes = body.slice();
-    if (status === 0) {
-      this.#results[part] = { ok: true, value: this.#types[part].decode(bytes) };
-    } else {
-      let message = `status ${status}`;
-      try {
-        message = pb.Error.decode(bytes).message;
-      } catch {
-        // Keep the status alone.
-      }
-      this.#results[part] = { ok: false, status, message };
-    }
+    this.#parts[part] = body;
+    this.#statuses[part] = status;
     if (--this.#remaining === 0) {
-      this.bytes = this.#render(this.#results);
-      this.#session.flush(conn);
+      let bytes: Uint8Array | null;
+      const failed = this.#statuses.findIndex((s) => s !== 0);
+      if (failed >= 0) bytes = failure(this.#statuses[failed], this.#parts[failed]);
+      else {
+        try {
+          bytes = this.#join(this.#parts, this.#statuses);
+        } catch (e) {
+          bytes = errorBytes(`ERR ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      // null: the join goes on with more calls and answers `seq` itself.
+      if (bytes !== null) this.#session.done(conn, this.#seq, bytes);
     }
   }
 }
@@ -81,29 +113,132 @@ class PendingReply implements ReplySink {
 /** Cursors kept per connection, like a small LRU: enough for `redis-cli --scan`. */
 const MAX_CURSORS = 64;
 
-/** Per-connection RESP state. */
-export class Session {
+/** Where a SCAN cursor stands: a shard, and the last key it returned there. */
+export interface ScanCursor {
+  /** Shard being scanned. */
+  shard: number;
+  /** Last key examined on it (empty = from its start). */
+  after: Uint8Array;
+}
+
+/** A watched key and the fingerprint of its state when WATCH ran. */
+export interface Watched {
+  /** The key (a copy). */
+  key: Uint8Array;
+  /** See `fingerprint` in shard_commands.ts. */
+  fp: number;
+}
+
+/** A command queued by MULTI: its bytes (a copy) and its name. */
+export interface Queued {
+  /** The whole command as multibulk bytes. */
+  bytes: Uint8Array;
+  /** Lower-case name. */
+  name: string;
+}
+
+let nextClientId = 1;
+
+/** Per-connection RESP state; also the sink for single-call replies. */
+export class Session implements ReplySink {
   /** Argument spans of the command last checked. */
   readonly args: ArgSpans = new ArgSpans();
-  /** Replies not yet written, in request order. */
-  readonly #order = new Fifo<PendingReply>();
-  /** SCAN cursor id -> the last key returned. */
-  readonly #cursors = new Map<number, Uint8Array>();
-  #nextCursor = 1;
+  /** 2 or 3 (after HELLO 3). */
+  proto = 2;
+  /** CLIENT SETNAME / HELLO SETNAME; empty = none. */
+  name = "";
+  /** CLIENT SETINFO LIB-NAME / LIB-VER. */
+  libName = "";
+  /** See {@link libName}. */
+  libVer = "";
+  /** CLIENT ID: unique within the process (the IO worker's index is mixed in). */
+  readonly id: number;
+  /** The server's body limit: the most a command, or a whole transaction, may take. */
+  maxBody = 4 * 1024 * 1024;
   /** After QUIT: nothing more is read. */
   quitting = false;
+  /** Inside MULTI: commands are queued. */
+  multi = false;
+  /** A command failed while queuing: EXEC answers EXECABORT. */
+  dirty = false;
+  /** Commands queued since MULTI. */
+  queued: Queued[] = [];
+  /** Keys watched, with their state at WATCH. */
+  watched: Watched[] = [];
+  /** Sequence number of the next command. */
+  #seq = 0;
+  /** Sequence number of the next reply to write. */
+  #head = 0;
+  /** Replies that finished before their turn, by sequence number. */
+  readonly #early = new Map<number, Uint8Array>();
+  /** SCAN cursor id -> where it stands. */
+  readonly #cursors = new Map<number, ScanCursor>();
+  #nextCursor = 1;
+
+  /** A session for a connection of IO worker `ioWorker`. */
+  constructor(ioWorker = 0) {
+    this.id = nextClientId++ * 64 + ioWorker;
+  }
+
+  /** Takes the next sequence number (the request id of the command's call). */
+  nextSeq(): number {
+    const s = this.#seq;
+    this.#seq = (s + 1) >>> 0;
+    return s;
+  }
+
+  /** The reply of command `seq` is `bytes` (kept as is if early: pass a copy). */
+  done(conn: Connection, seq: number, bytes: Uint8Array): void {
+    if (seq !== this.#head) {
+      this.#early.set(seq, bytes);
+      return;
+    }
+    if (!conn.closed) conn.queueBytes(bytes);
+    this.#advance(conn);
+  }
+
+  #advance(conn: Connection): void {
+    this.#head = (this.#head + 1) >>> 0;
+    const early = this.#early;
+    if (early.size === 0) return;
+    for (let b = early.get(this.#head); b !== undefined; b = early.get(this.#head)) {
+      early.delete(this.#head);
+      if (!conn.closed) conn.queueBytes(b);
+      this.#head = (this.#head + 1) >>> 0;
+    }
+  }
+
+  // --- ReplySink for single-call commands: the request id is the sequence number.
+
+  frame(conn: Connection, frame: Uint8Array): void {
+    const seq = readU32(frame, HeaderOffset.requestId);
+    const status = readU32(frame, HeaderOffset.status);
+    const body = frame.subarray(HEADER_SIZE, frame.length - 4);
+    if (status !== 0) this.done(conn, seq, failure(status, body));
+    else if (seq === this.#head) this.done(conn, seq, body);
+    else this.done(conn, seq, body.slice());
+  }
+
+  outcome(conn: Connection, _code: number, requestId: number, outcome: Outcome): void {
+    if (outcome.status !== 0) {
+      this.done(conn, requestId, failure(outcome.status, outcome.body));
+    } else if (requestId === this.#head) {
+      if (!conn.closed) conn.queueBody(outcome);
+      this.#advance(conn);
+    } else this.done(conn, requestId, outcome.body.slice());
+  }
+
+  // --- The API commands use.
 
   /** Queues a reply that needs no call (in order behind earlier ones). */
   reply(conn: Connection, bytes: Uint8Array): void {
-    const p = new PendingReply(this, [], () => bytes);
-    p.bytes = bytes;
-    this.#order.push(p);
-    this.flush(conn);
+    this.done(conn, this.nextSeq(), bytes);
   }
 
   /**
-   * Makes `calls` (in parallel, on whatever shards they route to) and
-   * queues the reply that `render` makes of their answers.
+   * Makes protobuf `calls` (in parallel, on whatever shards they route to)
+   * and queues the reply that `render` makes of their answers. For commands
+   * off the hot path; the string commands take the direct path instead.
    */
   call(
     conn: Connection,
@@ -111,34 +246,52 @@ export class Session {
     calls: Call[],
     render: (results: Result[]) => Uint8Array,
   ): void {
-    const p = new PendingReply(this, calls, render);
-    this.#order.push(p);
+    const gather = new Gather(
+      this,
+      this.nextSeq(),
+      calls.length,
+      (parts, statuses) =>
+        render(parts.map((bytes, i): Result => {
+          if (statuses[i] === 0) return { ok: true, value: calls[i].reply.decode(bytes) };
+          return { ok: false, status: statuses[i], message: `status ${statuses[i]}` };
+        })),
+    );
     calls.forEach((c, part) =>
-      site.call(conn, p, c.code, part, 0, c.body, 0, c.body.length, 0, true)
+      site.call(conn, gather, c.code, part, 0, c.body, 0, c.body.length, 0, true)
     );
   }
 
-  /** Writes every finished reply at the head of the order. */
-  flush(conn: Connection): void {
-    const order = this.#order;
-    for (let head = order.peek(); head && head.bytes; head = order.peek()) {
-      order.shift();
-      if (!conn.closed) conn.queueBytes(head.bytes);
-    }
-  }
-
   /** Remembers where a SCAN stopped; returns the cursor to give out. */
-  saveCursor(lastKey: Uint8Array): number {
+  saveCursor(cursor: ScanCursor): number {
     const id = this.#nextCursor++;
-    this.#cursors.set(id, lastKey.slice());
+    this.#cursors.set(id, cursor);
     if (this.#cursors.size > MAX_CURSORS) {
       this.#cursors.delete(this.#cursors.keys().next().value!);
     }
     return id;
   }
 
-  /** The key a cursor stands for; null for an unknown cursor. */
-  cursor(id: number): Uint8Array | null {
+  /** Where a cursor stands; null for an unknown cursor. */
+  cursor(id: number): ScanCursor | null {
     return this.#cursors.get(id) ?? null;
+  }
+
+  /**
+   * Checks credentials for AUTH and HELLO's AUTH clause; returns null when
+   * they are accepted, else the RESP error text. The security helper owns
+   * this: until then it answers as a Redis server with no password does
+   * (the `default` user takes any password, as with `nopass`).
+   */
+  authenticate(user: string, _password: Uint8Array): string | null {
+    if (user === "default") return null;
+    return "WRONGPASS invalid username-password pair or user is disabled.";
+  }
+
+  /** Ends a transaction: nothing queued, nothing watched. */
+  resetTransaction(): void {
+    this.multi = false;
+    this.dirty = false;
+    this.queued = [];
+    this.watched = [];
   }
 }

@@ -28,6 +28,8 @@ export interface CallSite {
   readonly service: Service<unknown>;
   /** The IO worker's counters. */
   readonly stats: StatsBlock;
+  /** Number of shards, for codecs that route keys themselves (RESP's multi-key commands). */
+  readonly shards: number;
   /**
    * Runs method `code` on the body in `bytes[start, end)` (valid during this
    * call) wherever its route says, and answers through `sink` with

@@ -330,6 +330,17 @@ export class Connection {
     this.#queued(size);
   }
 
+  /**
+   * Queues a reply's body alone, written straight from `outcome`, for codecs
+   * whose replies are their own framing (the RESP door).
+   */
+  queueBody(outcome: Outcome): void {
+    const size = outcome.size;
+    const off = this.#reserve(size);
+    outcome.writeBody(this.#out, off);
+    this.#queued(size);
+  }
+
   /** Queues reply bytes already encoded (copied), one reply's worth. */
   queueBytes(frame: Uint8Array): void {
     const off = this.#reserve(frame.length);

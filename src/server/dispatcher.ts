@@ -117,6 +117,11 @@ export class Dispatcher implements CallSite {
     this.prefetchBatch = hook ? new RequestBatch(options.framesPerTurn) : null;
   }
 
+  /** Number of shards (see {@link CallSite.shards}). */
+  get shards(): number {
+    return this.#o.shards;
+  }
+
   /** True while this worker owes too many replies to parse more. */
   overloaded(): boolean {
     return this.#inflight >= this.#o.maxInflight;
