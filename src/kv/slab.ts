@@ -29,7 +29,15 @@ export const PAGE_BYTES: number = 1 << 20;
 /** Largest record a slab holds. */
 export const MAX_SLAB_RECORD: number = 16 * 1024;
 
-/** Empty pages kept mapped for reuse; more than this are dropped. */
+/**
+ * Empty pages a slab keeps mapped for reuse (4 MiB); more are dropped.
+ *
+ * @example
+ * ```ts
+ * import { PAGE_BYTES, SPARE_PAGES } from "./slab.ts";
+ * SPARE_PAGES * PAGE_BYTES; // 4194304
+ * ```
+ */
 export const SPARE_PAGES = 4;
 
 /**

@@ -270,8 +270,16 @@ const HEADER = 12;
 const TTL_HEADER = 20;
 const KEY_MASK = 0x7fff;
 const TTL_BIT = 0x8000;
-/** Longest key a record can hold (15 bits of length). */
-export const MAX_STORE_KEY = KEY_MASK;
+/**
+ * Longest key a record can hold (15 bits of length); the KV service allows
+ * 1024 bytes, well under it.
+ *
+ * @example
+ * ```ts
+ * MAX_STORE_KEY; // 32767
+ * ```
+ */
+export const MAX_STORE_KEY: number = KEY_MASK;
 const TWO_32 = 2 ** 32;
 const PAGE_MASK = PAGE_BYTES - 1;
 const PAGE_SHIFT = Math.log2(PAGE_BYTES);
@@ -287,6 +295,8 @@ const stored = (hash: number) => (hash | 0) || 1;
  * trigger a rebuild, keeping the heap bounded under repeated re-puts.
  */
 const HEAP_SLACK = 64;
+/** Stale heap entries {@link ShardStore.nextExpiryIn} drops per call. */
+const STALE_PER_CALL = 1024;
 /** Keys looked at per eviction, as Redis's `maxmemory-samples` default. */
 const EVICTION_SAMPLES = 5;
 /** Writes between two small expiry sweeps, so keys expire under load too. */
@@ -841,7 +851,11 @@ export class ShardStore {
    */
   nextExpiryIn(): number {
     const heap = this.#heap;
-    while (heap.length > 0) {
+    // Stale entries dropped per call are bounded, so that a mass delete of
+    // keys with a TTL costs no long pause here: past the bound, "due now"
+    // brings the caller back for the rest.
+    for (let stale = 0; heap.length > 0; stale++) {
+      if (stale === STALE_PER_CALL) return 0;
       const at = heap.topAt;
       if (this.#liveTtl(heap.topAddr, at) >= 0) {
         const d = at - this.#now();
