@@ -262,8 +262,9 @@ class IoWorker implements ConnectionOwner {
     const stall = this.limits.stallTimeoutMs;
     if (stall <= 0) return;
     this.stats.alloc(Res.sweeper, 0);
+    const progress = new Int32Array(this.#plan.progress);
     const word = progressWord(this.#me);
-    this.#heartbeat = setInterval(() => this.#control[word]++, beatMs(stall));
+    this.#heartbeat = setInterval(() => progress[word]++, beatMs(stall));
   }
 
   startIdleTimer(): void {

@@ -93,7 +93,9 @@ export class ShardHost<State> {
     const stats = this.#stats;
     let n = 0;
     let off: number;
-    while (!this.mustStop() && (off = ring.next()) >= 0) {
+    // One load of the stop word per request, after its handler (see stopLevel).
+    if (this.stopLevel() !== 0) return 0;
+    while ((off = ring.next()) >= 0) {
       const w = off >>> 2;
       const u32 = ring.u32;
       const conn = u32[w + Req.conn];
@@ -119,9 +121,10 @@ export class ShardHost<State> {
         this.#caller,
       );
       if (outcome instanceof Promise) outcome = await outcome;
+      const stop = this.stopLevel();
       // Replaced meanwhile (a stuck handler that came back late): the rings
       // and the stats block now belong to the replacement.
-      if (this.replaced()) return n;
+      if (stop === 2) return n;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
@@ -132,6 +135,7 @@ export class ShardHost<State> {
       }
       n++;
       this.progress();
+      if (stop === 1) return n;
     }
     return n;
   }
@@ -187,17 +191,13 @@ export class ShardHost<State> {
   }
 
   /**
-   * Set by the owner: true once the hosting thread must stop taking
-   * requests (it is being killed); what is left in the rings is then
-   * answered INTERNAL by the IO workers.
+   * Set by the owner: 0 to go on; 1 once the hosting thread must stop
+   * taking requests (it is being killed: it finishes the one it runs, and
+   * what is left in the rings is answered INTERNAL by the IO workers); 2
+   * once another thread serves this shard (this one was stuck and was
+   * replaced), so a handler that returns then must not even reply.
    */
-  mustStop: () => boolean = () => false;
-
-  /**
-   * Set by the owner: true once another thread serves this shard (this one
-   * was stuck and replaced): a handler that returns then must not reply.
-   */
-  replaced: () => boolean = () => false;
+  stopLevel: () => 0 | 1 | 2 = () => 0;
 
   /** Set by the owner: called as requests finish, for the watchdog. */
   progress: () => void = () => {};

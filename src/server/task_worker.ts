@@ -70,10 +70,13 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const ioThread = (io: number) => threadIndex(layout, "io", io);
   host.wakeNow = (io) => wake(control, ioThread(io));
   const killed = () => Atomics.load(control, killWord(me)) > init.generation;
-  host.mustStop = killed;
-  host.replaced = () => Atomics.load(control, killWord(me)) > init.generation + 1;
+  host.stopLevel = () => {
+    const over = Atomics.load(control, killWord(me)) - init.generation;
+    return over <= 0 ? 0 : over === 1 ? 1 : 2;
+  };
+  const progressWords = new Int32Array(plan.progress);
   const progress = progressWord(me);
-  host.progress = () => control[progress]++;
+  host.progress = () => progressWords[progress]++;
   scope.postMessage({ type: "ready" });
 
   let idleAt = 0;
@@ -83,7 +86,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
     const touched = host.takeTouched();
     for (const io of touched) wake(control, ioThread(io));
     touched.clear();
-    control[progress]++;
+    progressWords[progress]++;
     if (killed()) {
       scope.postMessage({ type: "exited" });
       return;

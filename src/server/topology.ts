@@ -44,6 +44,8 @@ export interface SharedPlan {
   startedAt: number;
   /** What each IO worker's client buffers hold (see {@link ClientMemoryGuard}). */
   clientMemory: SharedArrayBuffer;
+  /** Progress words, one cache line per thread ({@link progressWord}). */
+  progress: SharedArrayBuffer;
 }
 
 /** Index words in the control memory, each on its own cache line. */
@@ -96,11 +98,13 @@ export function killWord(t: number): number {
 }
 
 /**
- * The int32 index of thread `t`'s progress word, bumped as it gets work
- * done (see `watchdog.ts`). Plain adds: only thread `t` writes it.
+ * The int32 index of thread `t`'s progress word in {@link SharedPlan.progress},
+ * bumped as it gets work done (see `watchdog.ts`). Plain adds: only thread
+ * `t` writes it. One cache line per thread, away from the wake words that
+ * other threads write, because a task worker bumps it for every request.
  */
 export function progressWord(t: number): number {
-  return Control.wakeBase + 16 * t + 2;
+  return 16 * t;
 }
 
 /** Bytes each ring needs so that an empty ring takes the largest request. */
@@ -142,6 +146,7 @@ export function createPlan(
     replyRings,
     startedAt: Date.now(),
     clientMemory,
+    progress: new SharedArrayBuffer(threadCount(layout) * 64),
   };
 }
 

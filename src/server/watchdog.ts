@@ -35,6 +35,7 @@ export interface Stall {
 
 /** Watches every worker's progress word. */
 export class Watchdog {
+  /** The progress words. */
   readonly #control: Int32Array;
   readonly #plan: SharedPlan;
   readonly #layout: Layout;
@@ -51,7 +52,7 @@ export class Watchdog {
   constructor(plan: SharedPlan, stallTimeoutMs: number, onStall: (stall: Stall) => void) {
     this.#plan = plan;
     this.#layout = plan.layout;
-    this.#control = new Int32Array(plan.control);
+    this.#control = new Int32Array(plan.progress);
     this.#timeoutMs = stallTimeoutMs;
     this.#onStall = onStall;
     const threads = 1 + this.#layout.ioThreads + this.#layout.taskThreads;
