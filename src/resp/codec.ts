@@ -11,10 +11,11 @@
  * @module
  */
 import type { CallSite, Codec } from "../server/codec.ts";
+import type { RequestBatch } from "../server/service.ts";
 import { CLOSE_AFTER_REPLY } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
 import {
-  COMMANDS,
+  type Command,
   findCommand,
   SHARD_STATELESS,
   TRANSACTION_CONTROL,
@@ -81,6 +82,40 @@ export const respCodec: Codec = {
     return 0;
   },
 
+  /**
+   * For the store's prefetch: the second argument (the key, for every
+   * keyed command) of each whole multibulk command of the read, added with
+   * code {@link RespMethod.Key2} and the key's own range (not a body), as
+   * the KV prefetch hook expects for that code.
+   */
+  collect(buf: Uint8Array, start: number, end: number, _maxBody: number, batch: RequestBatch) {
+    batch.reset(buf);
+    let at = start;
+    while (at < end && buf[at] === 0x2a) {
+      let i = at + 1;
+      let n = 0;
+      while (i < end && buf[i] !== 13) n = n * 10 + buf[i++] - 0x30;
+      i += 2;
+      let keyStart = -1;
+      let keyEnd = -1;
+      for (let k = 0; k < n; k++) {
+        if (i >= end || buf[i] !== 0x24) return;
+        i++;
+        let len = 0;
+        while (i < end && buf[i] !== 13) len = len * 10 + buf[i++] - 0x30;
+        i += 2;
+        if (k === 1) {
+          keyStart = i;
+          keyEnd = i + len;
+        }
+        i += len + 2;
+      }
+      if (i > end) return;
+      if (keyStart >= 0 && !batch.add(RespMethod.Key2, keyStart, keyEnd)) return;
+      at = i;
+    }
+  },
+
   dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {
     const s = session(conn);
     let a = s.args;
@@ -117,7 +152,7 @@ export const respCodec: Codec = {
       s.queued.push({ bytes: b.slice(base, base + total), name });
       return s.reply(conn, queuedReply());
     }
-    if (command.shard) return direct(conn, site, s, name, b, base, total, spans, count);
+    if (command.shard) return direct(conn, site, s, name, command, b, base, total, spans, count);
     command.run!({ conn, site, session: s }, argViews(b, base, spans, count).slice(1));
   },
 };
@@ -131,13 +166,13 @@ function direct(
   site: CallSite,
   s: Session,
   name: string,
+  command: Command,
   b: Uint8Array,
   base: number,
   total: number,
   spans: Int32Array,
   count: number,
 ): void {
-  const command = COMMANDS[name];
   const shards = site.shards;
   const keys = command.keys!;
   const last = keys[1] < 0 ? count + keys[1] : keys[1];

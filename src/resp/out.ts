@@ -59,7 +59,11 @@ export class RespOut {
 
   /** Writes the whole reply at `dst[off]`. */
   writeTo(dst: Uint8Array, off: number): void {
-    dst.set(this.buf.subarray(0, this.len), off);
+    const len = this.len;
+    const buf = this.buf;
+    // Most replies are a few bytes: a loop beats making a view to copy from.
+    if (len <= 32) { for (let i = 0; i < len; i++) dst[off + i] = buf[i]; }
+    else dst.set(buf.subarray(0, len), off);
     const tail = this.tail;
     if (tail !== null) {
       off += this.len;
