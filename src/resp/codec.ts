@@ -35,6 +35,7 @@ import {
   sumJoin,
 } from "./io_commands.ts";
 import { errorBytes } from "./out.ts";
+import { REPLY_SLACK } from "../protocol/constants.ts";
 import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
 import { shardOfKey } from "../kv/route.ts";
@@ -271,7 +272,16 @@ function split(
   splitCall(conn, site, s, s.nextSeq(), args, step, (parts, order) => {
     if (kind === "sum") return sumJoin(parts);
     if (kind === "ok") return okJoin(parts);
-    return mgetJoin(parts, order, count - 1);
+    const joined = mgetJoin(parts, order, count - 1);
+    // Each part kept within the reply limit; the whole must too.
+    if (joined.length > s.maxBody + REPLY_SLACK) {
+      return errorBytes(
+        `ERR Encode MGET reply: ${joined.length} bytes is over the ${
+          s.maxBody + REPLY_SLACK
+        }-byte reply limit`,
+      );
+    }
+    return joined;
   });
   void name;
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { KvMethod } from "../protocol/constants.ts";
+import { KvMethod, REPLY_SLACK } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
 import { shardOfKey } from "../kv/route.ts";
 import type { CommandContext } from "./commands.ts";
@@ -100,7 +100,15 @@ export function fanout(
   const { conn, site, session } = ctx;
   const shards = site.shards;
   const proto = session.proto;
-  const gather = new Gather(session, session.nextSeq(), shards, (parts) => join(parts, proto));
+  const limit = session.maxBody + REPLY_SLACK;
+  const gather = new Gather(session, session.nextSeq(), shards, (parts) => {
+    const joined = join(parts, proto);
+    // Each shard's part kept within the reply limit; the whole must too (KEYS).
+    if (joined.length <= limit) return joined;
+    return errorBytes(
+      `ERR Join reply: ${joined.length} bytes is over the ${limit}-byte reply limit`,
+    );
+  });
   for (let s = 0; s < shards; s++) {
     const body = pinnedBody(s, proto, MODE_PLAIN, [command]);
     site.call(conn, gather, RespMethod.Pinned, s, 0, body, 0, body.length, 0, true);

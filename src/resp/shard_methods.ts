@@ -16,9 +16,9 @@
 import { KvInternalMethod } from "../protocol/constants.ts";
 import { type MessageType, type Method, method } from "../server/service.ts";
 import { shardOfKey } from "../kv/route.ts";
-import type { ShardStore } from "../kv/store.ts";
+import { type ShardStore, StoreFullError } from "../kv/store.ts";
 import { RespOut } from "./out.ts";
-import { fingerprint, SHARD_RUNS, type ShardCall, type ShardRun } from "./shard_commands.ts";
+import { E_OOM, fingerprint, SHARD_RUNS, type ShardCall, type ShardRun } from "./shard_commands.ts";
 
 /** Method codes of the direct path (internal: the wire v1 port does not serve them). */
 export const RespMethod = {
@@ -168,8 +168,17 @@ function runOne(store: ShardStore, b: Uint8Array, at: number): number {
   call.argc = argc;
   call.start = out.len;
   const run = findRun(b, spans[0], spans[1]);
-  if (run === undefined) out.error("ERR unknown command");
-  else run(call);
+  try {
+    if (run === undefined) out.error("ERR unknown command");
+    else run(call);
+  } catch (e) {
+    // One command's failure is its own reply; the commands around it (in
+    // EXEC, say) still run, as in Redis.
+    out.len = call.start;
+    out.tail = null;
+    if (e instanceof StoreFullError) out.error(E_OOM);
+    else out.error(`ERR ${e instanceof Error ? e.message : String(e)}`);
+  }
   return end;
 }
 
