@@ -337,11 +337,11 @@ export function client(ctx: CommandContext, args: Uint8Array[]): void {
     }
     case "info":
       if (args.length !== 1) return arity();
-      out.bulkText(clientInfoLine(ctx));
+      out.verbatim(clientInfoLine(ctx));
       return reply(out.bytes());
     case "list":
       // This connection only: each IO worker knows its own connections, no others.
-      out.bulkText(clientInfoLine(ctx).replace("cmd=client|info", "cmd=client|list"));
+      out.verbatim(clientInfoLine(ctx).replace("cmd=client|info", "cmd=client|list"));
       return reply(out.bytes());
     case "no-evict":
     case "no-touch": {
@@ -654,12 +654,7 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
     }
     const out = outFor(s);
     const textBody = lines.length > 0 ? lines.join("\r\n") + "\r\n" : "";
-    // RESP3 sends INFO as a verbatim string.
-    if (s.proto === 3) {
-      out.ascii(`=${textBody.length + 4}\r\ntxt:`);
-      out.ascii(textBody);
-      out.ascii("\r\n");
-    } else out.bulkText(textBody);
+    out.verbatim(textBody);
     return out.bytes();
   });
   const ks = encodeCommand(["__keyspace"]);

@@ -222,6 +222,15 @@ export class RespOut {
     } else this.bulkText(text);
   }
 
+  /** Text as Redis sends INFO and CLIENT INFO: verbatim (`=`, `txt:`) in RESP3, bulk in RESP2. */
+  verbatim(text: string): void {
+    if (this.proto !== 3) return this.bulkText(text);
+    this.#head(0x3d, text.length + 4);
+    this.ascii("txt:");
+    this.ascii(text);
+    this.#crlf();
+  }
+
   /** A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2. */
   bool(v: boolean): void {
     if (this.proto === 3) this.ascii(v ? "#t\r\n" : "#f\r\n");
