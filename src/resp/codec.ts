@@ -150,6 +150,15 @@ export const respCodec: Codec = {
         s.dirty = true;
         return s.reply(conn, errorBytes("ERR Command not allowed inside a transaction"));
       }
+      // What EXEC sends must fit in one body: that bounds a transaction's memory too.
+      if (s.queuedBytes + total > s.maxBody) {
+        s.dirty = true;
+        return s.reply(
+          conn,
+          errorBytes(`ERR Transaction over ${s.maxBody} bytes: queue fewer or smaller commands`),
+        );
+      }
+      s.queuedBytes += total;
       s.queued.push({ bytes: b.slice(base, base + total), name });
       return s.reply(conn, queuedReply());
     }

@@ -366,6 +366,7 @@ export function multi(ctx: CommandContext): void {
   s.multi = true;
   s.dirty = false;
   s.queued = [];
+  s.queuedBytes = 0;
   s.reply(ctx.conn, OK_BYTES);
 }
 

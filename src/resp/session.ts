@@ -163,6 +163,8 @@ export class Session implements ReplySink {
   dirty = false;
   /** Commands queued since MULTI. */
   queued: Queued[] = [];
+  /** Their total size, at most {@link maxBody}. */
+  queuedBytes = 0;
   /** Keys watched, with their state at WATCH. */
   watched: Watched[] = [];
   /** Sequence number of the next command. */
@@ -292,6 +294,7 @@ export class Session implements ReplySink {
     this.multi = false;
     this.dirty = false;
     this.queued = [];
+    this.queuedBytes = 0;
     this.watched = [];
   }
 }
