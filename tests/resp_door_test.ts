@@ -158,7 +158,7 @@ Deno.test("a command over the body limit is refused from its headers and closes 
   });
 });
 
-Deno.test("a small command whose reply would pass the body limit gets an error, not the reply", async () => {
+Deno.test("a reply or a transaction that would pass the body limit gets an error instead", async () => {
   await withServer({ ...pool, maxBody: 64 * 1024 }, async (server) => {
     using c = await RespConn.open(server.addr.respPort!);
     const big = "x".repeat(40 * 1024);
@@ -166,6 +166,12 @@ Deno.test("a small command whose reply would pass the body limit gets an error, 
     assert.equal(await c.command("SET", "{b}2", big), "+OK\r\n");
     assert.match(await c.command("MGET", "{b}1", "{b}2"), /^-ERR .*reply limit/);
     assert.equal(await c.command("STRLEN", "{b}1"), `:${big.length}\r\n`);
+    // A transaction is bounded the same way: what EXEC sends must fit in one body.
+    assert.equal(await c.command("MULTI"), "+OK\r\n");
+    assert.equal(await c.command("SET", "{b}3", big), "+QUEUED\r\n");
+    assert.match(await c.command("SET", "{b}4", big), /^-ERR Transaction over 65536 bytes/);
+    assert.match(await c.command("EXEC"), /^-EXECABORT /);
+    assert.equal(await c.command("EXISTS", "{b}3", "{b}4"), ":0\r\n");
   });
 });
 
