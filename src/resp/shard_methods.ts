@@ -18,7 +18,15 @@ import { type MessageType, type Method, method } from "../server/service.ts";
 import { shardOfKey } from "../kv/route.ts";
 import { type ShardStore, StoreFullError } from "../kv/store.ts";
 import { RespOut } from "./out.ts";
-import { E_OOM, fingerprint, SHARD_RUNS, type ShardCall, type ShardRun } from "./shard_commands.ts";
+import {
+  E_OOM,
+  fingerprint,
+  maxStringBytes,
+  setMaxStringBytes,
+  SHARD_RUNS,
+  type ShardCall,
+  type ShardRun,
+} from "./shard_commands.ts";
 
 /** Method codes of the direct path (internal: the wire v1 port does not serve them). */
 export const RespMethod = {
@@ -254,6 +262,7 @@ function keyMethod(name: string, proto: number): Method<ShardStore> {
     internal: true,
     route: respKeyShard,
     handler(req, ctx) {
+      if (maxStringBytes !== ctx.maxBody) setMaxStringBytes(ctx.maxBody);
       out.reset(proto);
       runOne(ctx.state, req.b, req.start);
       return out;
@@ -311,7 +320,10 @@ export const respMethods: Record<number, Method<ShardStore>> = {
     replyWriter: respReplyWriter,
     internal: true,
     route: (b) => b[0] | (b[1] << 8),
-    handler: (req, ctx) => runPinned(ctx.state, req.b, req.start),
+    handler(req, ctx) {
+      if (maxStringBytes !== ctx.maxBody) setMaxStringBytes(ctx.maxBody);
+      return runPinned(ctx.state, req.b, req.start);
+    },
   }),
 };
 
