@@ -41,7 +41,12 @@ const ROOT = new URL("../", import.meta.url);
 
 /** Where memtier_benchmark is: $MEMTIER, the PATH, or the peers build. */
 export function findMemtier(): string | null {
-  const env = Deno.env.get("MEMTIER");
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("MEMTIER");
+  } catch {
+    // No --allow-env (deno task bench): look elsewhere.
+  }
   if (env) return env;
   if (have("memtier_benchmark")) return "memtier_benchmark";
   try {
@@ -58,42 +63,48 @@ export function findMemtier(): string | null {
   return null;
 }
 
+/**
+ * The Totals row of memtier's ALL STATS table: ops/s and p99 (read from
+ * its text output, so the suite needs no write permission for a JSON file).
+ */
+export function parseMemtierTotals(out: string): { opsPerSec: number; p99Ms: number } {
+  const lines = out.split("\n");
+  const header = lines.find((l) => /^Type\s+Ops\/sec/.test(l.trim()));
+  const totals = lines.find((l) => /^Totals\s/.test(l.trim()));
+  if (!header || !totals) throw new Error(`no Totals row in memtier's output:\n${out}`);
+  const names = header.trim().split(/\s{2,}/);
+  const values = totals.trim().split(/\s+/);
+  const p99 = names.findIndex((n) => /^p99 Latency$/.test(n));
+  return { opsPerSec: Number(values[1]), p99Ms: p99 >= 0 ? Number(values[p99]) : NaN };
+}
+
 async function memtier(
   bin: string,
   port: number,
   args: string[],
 ): Promise<{ opsPerSec: number; p99Ms: number }> {
-  const json = await Deno.makeTempFile({ suffix: ".json" });
-  try {
-    const out = await new Deno.Command(bin, {
-      args: [
-        "-s",
-        "127.0.0.1",
-        "-p",
-        String(port),
-        "--protocol=redis",
-        `--key-prefix=${KEY_PREFIX}`,
-        "--key-minimum=1",
-        `--key-maximum=${KEYS}`,
-        "--data-size=100",
-        "--hide-histogram",
-        `--json-out-file=${json}`,
-        ...args,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(`memtier_benchmark failed: ${new TextDecoder().decode(out.stderr)}`);
-    }
-    const totals = JSON.parse(await Deno.readTextFile(json))["ALL STATS"].Totals;
-    return {
-      opsPerSec: totals["Ops/sec"],
-      p99Ms: totals["Percentile Latencies"]?.["p99.00"] ?? NaN,
-    };
-  } finally {
-    await Deno.remove(json).catch(() => {});
+  const out = await new Deno.Command(bin, {
+    args: [
+      "-s",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "--protocol=redis",
+      `--key-prefix=${KEY_PREFIX}`,
+      "--key-minimum=1",
+      `--key-maximum=${KEYS}`,
+      "--data-size=100",
+      "--hide-histogram",
+      "--print-percentiles=50,99,99.9",
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`memtier_benchmark failed: ${new TextDecoder().decode(out.stderr)}`);
   }
+  return parseMemtierTotals(new TextDecoder().decode(out.stdout));
 }
 
 /** Fills keys 1..100k with SETs, one each. */
