@@ -139,7 +139,9 @@ export function nameHash(b: Uint8Array, start: number, end: number): number {
     const c = b[i];
     h = Math.imul(h ^ (c >= 65 && c <= 90 ? c + 32 : c), 0x01000193);
   }
-  return h >>> 0;
+  // 30 bits: a small integer (Smi) is a cheap Map key; a full uint32 is a
+  // heap number, and hashing those showed up in the profile.
+  return h & 0x3fffffff;
 }
 
 /**
