@@ -42,7 +42,8 @@ import {
 } from "./io_commands.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { nameHash, nameIs } from "./shard_methods.ts";
-import type { Session } from "./session.ts";
+import type { Result, Session } from "./session.ts";
+import type { MessageType } from "../server/service.ts";
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -73,6 +74,33 @@ export interface Command {
   fanout?: true;
   /** Runs in the IO worker; queues exactly one reply. */
   run?(ctx: CommandContext, args: Uint8Array[]): void;
+}
+
+// Helpers for commands that call the service's protobuf methods (off the
+// hot path), kept as they were before the direct path.
+const decoder = new TextDecoder();
+/** Bytes as UTF-8 text. */
+export const text = (b: Uint8Array): string => decoder.decode(b);
+/** Bytes as upper-case text (options). */
+export const upper = (b: Uint8Array): string => text(b).toUpperCase();
+/** A reply type with its type erased, for a {@link Call}. */
+export const type = <T>(t: MessageType<T>): MessageType<unknown> => t as MessageType<unknown>;
+
+/** The first failed call, as a RESP error; null when all succeeded. */
+export function firstError(results: Result[]): Uint8Array | null {
+  for (const r of results) if (!r.ok) return errorBytes(`ERR ${r.message}`);
+  return null;
+}
+
+/** Renders answers with `fn` unless a call failed (for `session.call`). */
+export function rendered<T>(fn: (values: T[]) => Uint8Array): (results: Result[]) => Uint8Array {
+  return (results) => firstError(results) ?? fn(results.map((r) => (r as { value: T }).value));
+}
+
+/** A strict decimal integer argument, or null. */
+export function intArg(b: Uint8Array): number | null {
+  const s = text(b);
+  return /^-?\d{1,15}$/.test(s) ? Number(s) : null;
 }
 
 const W = ["write", "denyoom"];
