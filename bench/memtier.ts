@@ -6,7 +6,8 @@
  * path (kvclient bench) at 50 × 16 on the same evkv server, paired with its
  * RESP run. Ratios are medians of per-round ratios.
  *
- * Runs on its own (`deno run -A bench/memtier.ts [--seconds S] [--rounds N]`)
+ * Runs on its own (`deno run -A bench/memtier.ts [--seconds S] [--rounds N]
+ * [--evkv "server flags"]`)
  * and as part of `deno task bench`.
  *
  * @module
@@ -35,6 +36,8 @@ export const MEMTIER_SCENARIOS = [
 ] as const;
 
 const KEYS = 100_000;
+/** evkv's layout by default: one IO worker hosting the shard, like redis-server's one thread. */
+const INLINE = ["--mode", "inline", "--io-threads", "1"];
 /** "memtier-k-" + up to 6 digits: 16-byte keys. */
 const KEY_PREFIX = "memtier-k-";
 const ROOT = new URL("../", import.meta.url);
@@ -135,7 +138,9 @@ function run(bin: string, port: number, s: typeof MEMTIER_SCENARIOS[number], sec
 }
 
 /** Starts evkv (inline, one IO worker, like redis-server's one thread) with a RESP port. */
-async function startEvkv(): Promise<{ port: number; respPort: number; stop: () => Promise<void> }> {
+async function startEvkv(
+  mode: string[],
+): Promise<{ port: number; respPort: number; stop: () => Promise<void> }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -147,10 +152,7 @@ async function startEvkv(): Promise<{ port: number; respPort: number; stop: () =
       "0",
       "--resp-port",
       "0",
-      "--mode",
-      "inline",
-      "--io-threads",
-      "1",
+      ...mode,
     ],
     cwd: ROOT,
     stdout: "piped",
@@ -232,6 +234,7 @@ export async function memtierComparison(
   seconds: number,
   rounds: number,
   failures: string[],
+  mode: string[] = INLINE,
 ): Promise<{ rows: MemtierRow[]; markdown: string }> {
   const head = ["", "## memtier_benchmark: evkv RESP next to redis-server and wire v1", ""];
   const bin = findMemtier();
@@ -242,7 +245,7 @@ export async function memtierComparison(
   const rows: MemtierRow[] = [];
   const redisPort = freePort();
   const stopRedis = await startRedis(redisPort);
-  const evkv = await startEvkv();
+  const evkv = await startEvkv(mode);
   try {
     await fill(bin, redisPort);
     await fill(bin, evkv.respPort);
@@ -270,8 +273,9 @@ export async function memtierComparison(
   head.push(
     `memtier_benchmark (1 thread; 16 B keys, 100 B values, ${KEYS} keys filled first, ` +
       `SET:GET 1:10, ${seconds} s per run, ${rounds} rounds alternating which server goes ` +
-      `first) against redis-server (no persistence) and evkv \`--mode inline --io-threads 1\` ` +
-      `(one thread each). evkv wire v1 is \`kvclient bench --connections 50 --pipeline 16 ` +
+      `first) against redis-server (no persistence) and evkv \`${
+        mode.join(" ")
+      }\`. evkv wire v1 is \`kvclient bench --connections 50 --pipeline 16 ` +
       `--ratio 10:1\` on the same evkv server. Ratios are medians of per-round ratios.`,
     "",
     "| scenario | server | round | ops/s | p99 ms |",
@@ -315,7 +319,14 @@ if (import.meta.main) {
     return i >= 0 ? Number(Deno.args[i + 1]) : def;
   };
   const failures: string[] = [];
-  const { markdown } = await memtierComparison(arg("--seconds", 5), arg("--rounds", 3), failures);
+  const i = Deno.args.indexOf("--evkv");
+  const mode = i >= 0 ? Deno.args[i + 1].split(" ") : INLINE;
+  const { markdown } = await memtierComparison(
+    arg("--seconds", 5),
+    arg("--rounds", 3),
+    failures,
+    mode,
+  );
   console.log(markdown);
   for (const f of failures) console.error(f);
   Deno.exit(failures.length > 0 ? 1 : 0);
