@@ -209,7 +209,7 @@ function direct(
     return renameAcross(conn, site, s, name, argViews(b, base, spans, count));
   }
   if (!command.split) return s.reply(conn, errorBytes(CROSSSLOT));
-  split(conn, site, s, name, command.split, b, base, spans, count, step);
+  split(conn, site, s, command.split, b, base, spans, count, step);
 }
 
 /**
@@ -269,7 +269,6 @@ function split(
   conn: Connection,
   site: CallSite,
   s: Session,
-  name: string,
   kind: "sum" | "ok" | "mget",
   b: Uint8Array,
   base: number,
@@ -292,7 +291,6 @@ function split(
     }
     return joined;
   });
-  void name;
 }
 
 /**

@@ -10,7 +10,7 @@ import { KvMethod, REPLY_SLACK } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
 import { shardOfKey } from "../kv/route.ts";
 import type { CommandContext } from "./commands.ts";
-import { COMMANDS, findCommand, unknownCommand, wrongArity } from "./commands.ts";
+import { COMMANDS } from "./commands.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { Gather, type ScanCursor, type Session } from "./session.ts";
 import { parseInt64 } from "../kv/counter.ts";
@@ -819,5 +819,3 @@ export function time(ctx: CommandContext): void {
   out.bulkText(String(us % 1e6));
   ctx.session.reply(ctx.conn, out.bytes());
 }
-
-export { findCommand, unknownCommand, wrongArity };
