@@ -38,6 +38,8 @@ export class RespOut {
 
   /** Empties the buffer for a reply in protocol `proto`. */
   reset(proto: number): void {
+    // One huge reply (up to the body limit) should not pin its buffer.
+    if (this.buf.length > 1 << 20) this.buf = new Uint8Array(4096);
     this.len = 0;
     this.tail = null;
     this.proto = proto;
