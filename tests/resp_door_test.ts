@@ -59,6 +59,25 @@ for (const [name, options] of [["pool", pool], ["inline", inline]] as const) {
   });
 }
 
+Deno.test("commands on hashes, lists, sets and pub/sub get Redis's unknown-command error", async () => {
+  await withServer(pool, async (server) => {
+    using c = await RespConn.open(server.addr.respPort!);
+    for (
+      const cmd of [["HSET", "h", "f", "v"], ["LPUSH", "l", "x"], ["SADD", "s", "x"], [
+        "SUBSCRIBE",
+        "ch",
+      ]]
+    ) {
+      const args = cmd.slice(1).map((a) => `'${a}' `).join("");
+      assert.equal(
+        await c.command(...cmd),
+        `-ERR unknown command '${cmd[0]}', with args beginning with: ${args}\r\n`,
+      );
+    }
+    assert.equal(await c.command("PING"), "+PONG\r\n");
+  });
+});
+
 Deno.test("multi-key commands spanning shards are split and joined in key order", async () => {
   await withServer(pool, async (server) => {
     using c = await RespConn.open(server.addr.respPort!);
