@@ -269,11 +269,21 @@ export function findCommand(
       index.set(h, list);
     }
   }
+  const last = lastFound;
+  if (last !== null && nameIs(b, start, end, last.name)) return last;
   const list = index.get(nameHash(b, start, end));
   if (list === undefined) return undefined;
-  for (const e of list) if (nameIs(b, start, end, e.name)) return e;
+  for (const e of list) {
+    if (nameIs(b, start, end, e.name)) {
+      lastFound = e;
+      return e;
+    }
+  }
   return undefined;
 }
+
+/** The command found last: a run of the same command (the usual case) skips the hash. */
+let lastFound: { name: string; command: Command } | null = null;
 
 const latin1 = new TextDecoder("latin1");
 

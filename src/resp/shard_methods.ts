@@ -162,10 +162,20 @@ export function nameIs(b: Uint8Array, start: number, end: number, name: string):
   return true;
 }
 
+/** The command found last: a run of the same command (the usual case) skips the hash. */
+let lastRun: { name: string; run: ShardRun } | null = null;
+
 function findRun(b: Uint8Array, start: number, end: number): ShardRun | undefined {
+  const last = lastRun;
+  if (last !== null && nameIs(b, start, end, last.name)) return last.run;
   const list = RUNS.get(nameHash(b, start, end));
   if (list === undefined) return undefined;
-  for (const e of list) if (nameIs(b, start, end, e.name)) return e.run;
+  for (const e of list) {
+    if (nameIs(b, start, end, e.name)) {
+      lastRun = e;
+      return e.run;
+    }
+  }
   return undefined;
 }
 
