@@ -17,6 +17,7 @@ import { keyRequestReader, prefetchKeys, putRequestReader } from "./request_read
 import { incrMethod } from "./incr_method.ts";
 import { respMethods } from "../resp/shard_methods.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
+import { publishStoreGauges, storeOptions } from "./store_options.ts";
 
 /** Longest key the spec allows. */
 export const MAX_KEY_BYTES = 1024;
@@ -95,11 +96,12 @@ const scanBudget = (maxBody: number) => Math.max(1024, maxBody - 64 * 1024);
  */
 const kvService = defineService<ShardStore>({
   name: "kv",
-  createState: () => new ShardStore(),
+  createState: (_shard, shards, options) => new ShardStore(Date.now, storeOptions(options, shards)),
   idle(store) {
     store.sweep(SWEEP_BATCH);
     return store.nextExpiryIn();
   },
+  gauges: publishStoreGauges,
   prefetch: prefetchKeys,
   methods: {
     [KvMethod.Ping]: method<evkv.v1.IPingRequest, evkv.v1.IPingReply, ShardStore>({

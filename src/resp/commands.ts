@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { Status } from "../protocol/constants.ts";
 import type { CallSite } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
 import {
@@ -86,9 +87,14 @@ export const upper = (b: Uint8Array): string => text(b).toUpperCase();
 /** A reply type with its type erased, for a {@link Call}. */
 export const type = <T>(t: MessageType<T>): MessageType<unknown> => t as MessageType<unknown>;
 
+/** Redis's reply to a write refused at the memory cap (wire v1 status 9). */
+const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
+
 /** The first failed call, as a RESP error; null when all succeeded. */
 export function firstError(results: Result[]): Uint8Array | null {
-  for (const r of results) if (!r.ok) return errorBytes(`ERR ${r.message}`);
+  for (const r of results) {
+    if (!r.ok) return errorBytes(r.status === Status.NO_MEMORY ? OOM : `ERR ${r.message}`);
+  }
   return null;
 }
 

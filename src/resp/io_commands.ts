@@ -613,8 +613,8 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
         `used_memory:${memory}`,
         `used_memory_human:${human(memory)}`,
         `used_memory_dataset:${memory}`,
-        "maxmemory:0",
-        "maxmemory_human:0B",
+        `maxmemory:${st("maxmemory")}`,
+        `maxmemory_human:${human(st("maxmemory"))}`,
         "maxmemory_policy:noeviction",
       ],
       persistence: [

@@ -17,7 +17,7 @@ import { Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
-import type { Service } from "./service.ts";
+import type { Service, ServiceOptions } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
 import {
   Control,
@@ -57,6 +57,8 @@ export interface IoWorkerInit {
   serviceUrl: string;
   /** Body limit. */
   maxBody: number;
+  /** See {@link ServeOptions.serviceOptions}. */
+  serviceOptions?: ServiceOptions;
   /** Backpressure, fairness and timeout limits. */
   limits: Limits;
   /** Bumped each time this IO worker is restarted; see `Rep.generation`. */
@@ -122,6 +124,7 @@ class IoWorker implements ConnectionOwner {
         init.maxBody,
         () => snapshot(plan.stats),
         plan.startedAt,
+        init.serviceOptions,
       );
       this.#host = new ShardHost(
         exec,

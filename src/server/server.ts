@@ -24,6 +24,7 @@ import { SocketProxy } from "./main_accept.ts";
 import type { CodecName } from "./codecs.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
+import type { ServiceOptions } from "./service.ts";
 import {
   Control,
   createPlan,
@@ -70,6 +71,8 @@ export interface ServeOptions {
   respPort?: number;
   /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
+  /** Settings every shard's state is made with (the KV store's memory cap, say). */
+  serviceOptions?: ServiceOptions;
 }
 
 /** What a finished shutdown reports. */
@@ -152,7 +155,14 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
-  const taskInit = (shard: number): TaskWorkerInit => ({ plan, shard, serviceUrl, maxBody });
+  const serviceOptions = options.serviceOptions ?? {};
+  const taskInit = (shard: number): TaskWorkerInit => ({
+    plan,
+    shard,
+    serviceUrl,
+    maxBody,
+    serviceOptions,
+  });
   const tasks: WorkerHandle[] = await Promise.all(
     Array.from(
       { length: layout.taskThreads },
@@ -180,6 +190,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     index,
     serviceUrl,
     maxBody,
+    serviceOptions,
     limits,
     generation: generations[index],
     listen: accept === "reuseport"

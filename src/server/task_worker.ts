@@ -8,7 +8,7 @@
  */
 import { snapshot, StatsBlock } from "../stats/resources.ts";
 import { Executor } from "./executor.ts";
-import type { Service } from "./service.ts";
+import type { Service, ServiceOptions } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
 import {
   Control,
@@ -37,6 +37,8 @@ export interface TaskWorkerInit {
   serviceUrl: string;
   /** Body limit, for replies. */
   maxBody: number;
+  /** See {@link ServeOptions.serviceOptions}. */
+  serviceOptions?: ServiceOptions;
 }
 
 /** Longest nap while idle, so housekeeping and the stop flag are seen. */
@@ -57,6 +59,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
     init.maxBody,
     () => snapshot(plan.stats),
     plan.startedAt,
+    init.serviceOptions,
   );
   const requests = plan.requestRings.map((row) => openRing(row[shard]));
   const replies = plan.replyRings[shard].map(openRing);
