@@ -6,7 +6,8 @@
  * path (kvclient bench) at 50 × 16 on the same evkv server, paired with its
  * RESP run. Ratios are medians of per-round ratios.
  *
- * Runs on its own (`deno run -A bench/memtier.ts [--seconds S] [--rounds N]`)
+ * Runs on its own (`deno run -A bench/memtier.ts [--seconds S] [--rounds N]
+ * [--evkv "server flags"]`)
  * and as part of `deno task bench`.
  *
  * @module
@@ -35,13 +36,20 @@ export const MEMTIER_SCENARIOS = [
 ] as const;
 
 const KEYS = 100_000;
+/** evkv's layout by default: one IO worker hosting the shard, like redis-server's one thread. */
+const INLINE = ["--mode", "inline", "--io-threads", "1"];
 /** "memtier-k-" + up to 6 digits: 16-byte keys. */
 const KEY_PREFIX = "memtier-k-";
 const ROOT = new URL("../", import.meta.url);
 
 /** Where memtier_benchmark is: $MEMTIER, the PATH, or the peers build. */
 export function findMemtier(): string | null {
-  const env = Deno.env.get("MEMTIER");
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("MEMTIER");
+  } catch {
+    // No --allow-env (deno task bench): look elsewhere.
+  }
   if (env) return env;
   if (have("memtier_benchmark")) return "memtier_benchmark";
   try {
@@ -58,42 +66,48 @@ export function findMemtier(): string | null {
   return null;
 }
 
+/**
+ * The Totals row of memtier's ALL STATS table: ops/s and p99 (read from
+ * its text output, so the suite needs no write permission for a JSON file).
+ */
+export function parseMemtierTotals(out: string): { opsPerSec: number; p99Ms: number } {
+  const lines = out.split("\n");
+  const header = lines.find((l) => /^Type\s+Ops\/sec/.test(l.trim()));
+  const totals = lines.find((l) => /^Totals\s/.test(l.trim()));
+  if (!header || !totals) throw new Error(`no Totals row in memtier's output:\n${out}`);
+  const names = header.trim().split(/\s{2,}/);
+  const values = totals.trim().split(/\s+/);
+  const p99 = names.findIndex((n) => /^p99 Latency$/.test(n));
+  return { opsPerSec: Number(values[1]), p99Ms: p99 >= 0 ? Number(values[p99]) : NaN };
+}
+
 async function memtier(
   bin: string,
   port: number,
   args: string[],
 ): Promise<{ opsPerSec: number; p99Ms: number }> {
-  const json = await Deno.makeTempFile({ suffix: ".json" });
-  try {
-    const out = await new Deno.Command(bin, {
-      args: [
-        "-s",
-        "127.0.0.1",
-        "-p",
-        String(port),
-        "--protocol=redis",
-        `--key-prefix=${KEY_PREFIX}`,
-        "--key-minimum=1",
-        `--key-maximum=${KEYS}`,
-        "--data-size=100",
-        "--hide-histogram",
-        `--json-out-file=${json}`,
-        ...args,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(`memtier_benchmark failed: ${new TextDecoder().decode(out.stderr)}`);
-    }
-    const totals = JSON.parse(await Deno.readTextFile(json))["ALL STATS"].Totals;
-    return {
-      opsPerSec: totals["Ops/sec"],
-      p99Ms: totals["Percentile Latencies"]?.["p99.00"] ?? NaN,
-    };
-  } finally {
-    await Deno.remove(json).catch(() => {});
+  const out = await new Deno.Command(bin, {
+    args: [
+      "-s",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "--protocol=redis",
+      `--key-prefix=${KEY_PREFIX}`,
+      "--key-minimum=1",
+      `--key-maximum=${KEYS}`,
+      "--data-size=100",
+      "--hide-histogram",
+      "--print-percentiles=50,99,99.9",
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`memtier_benchmark failed: ${new TextDecoder().decode(out.stderr)}`);
   }
+  return parseMemtierTotals(new TextDecoder().decode(out.stdout));
 }
 
 /** Fills keys 1..100k with SETs, one each. */
@@ -124,7 +138,9 @@ function run(bin: string, port: number, s: typeof MEMTIER_SCENARIOS[number], sec
 }
 
 /** Starts evkv (inline, one IO worker, like redis-server's one thread) with a RESP port. */
-async function startEvkv(): Promise<{ port: number; respPort: number; stop: () => Promise<void> }> {
+async function startEvkv(
+  mode: string[],
+): Promise<{ port: number; respPort: number; stop: () => Promise<void> }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -136,10 +152,7 @@ async function startEvkv(): Promise<{ port: number; respPort: number; stop: () =
       "0",
       "--resp-port",
       "0",
-      "--mode",
-      "inline",
-      "--io-threads",
-      "1",
+      ...mode,
     ],
     cwd: ROOT,
     stdout: "piped",
@@ -221,6 +234,7 @@ export async function memtierComparison(
   seconds: number,
   rounds: number,
   failures: string[],
+  mode: string[] = INLINE,
 ): Promise<{ rows: MemtierRow[]; markdown: string }> {
   const head = ["", "## memtier_benchmark: evkv RESP next to redis-server and wire v1", ""];
   const bin = findMemtier();
@@ -231,7 +245,7 @@ export async function memtierComparison(
   const rows: MemtierRow[] = [];
   const redisPort = freePort();
   const stopRedis = await startRedis(redisPort);
-  const evkv = await startEvkv();
+  const evkv = await startEvkv(mode);
   try {
     await fill(bin, redisPort);
     await fill(bin, evkv.respPort);
@@ -259,8 +273,9 @@ export async function memtierComparison(
   head.push(
     `memtier_benchmark (1 thread; 16 B keys, 100 B values, ${KEYS} keys filled first, ` +
       `SET:GET 1:10, ${seconds} s per run, ${rounds} rounds alternating which server goes ` +
-      `first) against redis-server (no persistence) and evkv \`--mode inline --io-threads 1\` ` +
-      `(one thread each). evkv wire v1 is \`kvclient bench --connections 50 --pipeline 16 ` +
+      `first) against redis-server (no persistence) and evkv \`${
+        mode.join(" ")
+      }\`. evkv wire v1 is \`kvclient bench --connections 50 --pipeline 16 ` +
       `--ratio 10:1\` on the same evkv server. Ratios are medians of per-round ratios.`,
     "",
     "| scenario | server | round | ops/s | p99 ms |",
@@ -304,7 +319,14 @@ if (import.meta.main) {
     return i >= 0 ? Number(Deno.args[i + 1]) : def;
   };
   const failures: string[] = [];
-  const { markdown } = await memtierComparison(arg("--seconds", 5), arg("--rounds", 3), failures);
+  const i = Deno.args.indexOf("--evkv");
+  const mode = i >= 0 ? Deno.args[i + 1].split(" ") : INLINE;
+  const { markdown } = await memtierComparison(
+    arg("--seconds", 5),
+    arg("--rounds", 3),
+    failures,
+    mode,
+  );
   console.log(markdown);
   for (const f of failures) console.error(f);
   Deno.exit(failures.length > 0 ? 1 : 0);

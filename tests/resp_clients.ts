@@ -82,3 +82,35 @@ export async function clientScript(port: number): Promise<unknown> {
   io.disconnect();
   return { nodeRedis, ioredis };
 }
+
+/** Where Debian's python3-redis is importable (pyenv's python3 may come first on the PATH). */
+export const PYTHON = "/usr/bin/python3";
+
+/** The redis-py script's results against `port`, or null without python3-redis. */
+export async function redisPyScript(port: number): Promise<unknown> {
+  const script = new URL("./fixtures/resp_redis_py.py", import.meta.url).pathname;
+  const out = await new Deno.Command(PYTHON, {
+    args: [script, String(port)],
+    stdout: "piped",
+    stderr: "piped",
+  })
+    .output();
+  if (!out.success) {
+    throw new Error(`redis-py script failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** True when Debian's python3-redis is installed. */
+export function haveRedisPy(): boolean {
+  try {
+    return new Deno.Command(PYTHON, {
+      args: ["-c", "import redis"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}

@@ -59,6 +59,25 @@ for (const [name, options] of [["pool", pool], ["inline", inline]] as const) {
   });
 }
 
+Deno.test("commands on hashes, lists, sets and pub/sub get Redis's unknown-command error", async () => {
+  await withServer(pool, async (server) => {
+    using c = await RespConn.open(server.addr.respPort!);
+    for (
+      const cmd of [["HSET", "h", "f", "v"], ["LPUSH", "l", "x"], ["SADD", "s", "x"], [
+        "SUBSCRIBE",
+        "ch",
+      ]]
+    ) {
+      const args = cmd.slice(1).map((a) => `'${a}' `).join("");
+      assert.equal(
+        await c.command(...cmd),
+        `-ERR unknown command '${cmd[0]}', with args beginning with: ${args}\r\n`,
+      );
+    }
+    assert.equal(await c.command("PING"), "+PONG\r\n");
+  });
+});
+
 Deno.test("multi-key commands spanning shards are split and joined in key order", async () => {
   await withServer(pool, async (server) => {
     using c = await RespConn.open(server.addr.respPort!);
@@ -158,7 +177,7 @@ Deno.test("a command over the body limit is refused from its headers and closes 
   });
 });
 
-Deno.test("a small command whose reply would pass the body limit gets an error, not the reply", async () => {
+Deno.test("a reply or a transaction that would pass the body limit gets an error instead", async () => {
   await withServer({ ...pool, maxBody: 64 * 1024 }, async (server) => {
     using c = await RespConn.open(server.addr.respPort!);
     const big = "x".repeat(40 * 1024);
@@ -166,6 +185,12 @@ Deno.test("a small command whose reply would pass the body limit gets an error, 
     assert.equal(await c.command("SET", "{b}2", big), "+OK\r\n");
     assert.match(await c.command("MGET", "{b}1", "{b}2"), /^-ERR .*reply limit/);
     assert.equal(await c.command("STRLEN", "{b}1"), `:${big.length}\r\n`);
+    // A transaction is bounded the same way: what EXEC sends must fit in one body.
+    assert.equal(await c.command("MULTI"), "+OK\r\n");
+    assert.equal(await c.command("SET", "{b}3", big), "+QUEUED\r\n");
+    assert.match(await c.command("SET", "{b}4", big), /^-ERR Transaction over 65536 bytes/);
+    assert.match(await c.command("EXEC"), /^-EXECABORT /);
+    assert.equal(await c.command("EXISTS", "{b}3", "{b}4"), ":0\r\n");
   });
 });
 

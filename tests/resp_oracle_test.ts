@@ -9,12 +9,17 @@ import assert from "node:assert/strict";
 import type { Server } from "../mod.ts";
 import { LAYOUTS, withServer } from "./support.ts";
 import { cliInput, have, matches, readScript, run, runScript } from "./resp_support.ts";
-import { clientScript } from "./resp_clients.ts";
+import { clientScript, haveRedisPy, redisPyScript } from "./resp_clients.ts";
 
 const script = readScript(new URL("./fixtures/resp_script.txt", import.meta.url));
 const oracle = JSON.parse(
   Deno.readTextFileSync(new URL("./fixtures/resp_oracle.json", import.meta.url)),
-) as { replies: { command: string; reply: string }[]; redisCli: string; clients: unknown };
+) as {
+  replies: { command: string; reply: string }[];
+  redisCli: string;
+  clients: unknown;
+  redisPy: unknown;
+};
 const CLI = have("redis-cli");
 // CI installs the tools: there, missing tools are a failure, not a skip.
 const noCli = !CLI && Deno.env.get("CI") !== "true";
@@ -51,6 +56,16 @@ for (const layout of layouts) {
       await withServer(layout.options, async (server) => {
         const out = await run("redis-cli", ["-p", String(respPort(server))], cliInput(script));
         assert.equal(out, oracle.redisCli);
+      });
+    },
+  });
+
+  Deno.test({
+    name: `${layout.name}: redis-py 4.3 with default options gets what Redis 7 gives`,
+    ignore: !haveRedisPy() && Deno.env.get("CI") !== "true",
+    fn: async () => {
+      await withServer(layout.options, async (server) => {
+        assert.deepEqual(await redisPyScript(respPort(server)), oracle.redisPy);
       });
     },
   });

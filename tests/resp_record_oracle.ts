@@ -8,7 +8,7 @@
  *   deno run --allow-net --allow-read --allow-write --allow-run tests/resp_record_oracle.ts 6399
  */
 import { cliInput, readScript, run, runScript } from "./resp_support.ts";
-import { clientScript } from "./resp_clients.ts";
+import { clientScript, redisPyScript } from "./resp_clients.ts";
 
 const port = Number(Deno.args[0] ?? 6399);
 const script = readScript(new URL("./fixtures/resp_script.txt", import.meta.url));
@@ -20,6 +20,7 @@ const oracle = {
   replies: script.map((l, i) => ({ command: l.line, reply: replies[i] })),
   redisCli: cli,
   clients: await clientScript(port),
+  redisPy: await redisPyScript(port),
 };
 Deno.writeTextFileSync(
   new URL("./fixtures/resp_oracle.json", import.meta.url),

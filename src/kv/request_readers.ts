@@ -111,6 +111,9 @@ export const putRequestReader: BodyReader<evkv.v1.IPutRequest> = {
   },
 };
 
+/** RespMethod.Key2 (src/resp/shard_methods.ts): batch entries that are keys, not bodies. */
+const RESP_KEY = 0x8010;
+
 /** Key ranges of a batch, reused across batches (one thread per module instance). */
 let keyStarts = new Int32Array(64);
 let keyEnds = new Int32Array(64);
@@ -147,9 +150,17 @@ export function prefetchKeys(batch: RequestBatch, ctx: HandlerContext<ShardStore
   let keys = 0;
   for (let i = 0; i < n; i++) {
     const code = batch.codes[i];
-    if (code !== KvMethod.Get && code !== KvMethod.Put && code !== KvMethod.Delete) continue;
     const end = batch.ends[i];
     const start = batch.starts[i];
+    if (code === RESP_KEY) {
+      // The RESP codec adds the key's own range (see its collect).
+      if (shards > 1 && shardOfKey(b, start, end, shards) !== ctx.shard) continue;
+      keyStarts[keys] = start;
+      keyEnds[keys] = end;
+      keys++;
+      continue;
+    }
+    if (code !== KvMethod.Get && code !== KvMethod.Put && code !== KvMethod.Delete) continue;
     if (start >= end || b[start] !== BYTES_FIELD_1) continue;
     const len = varint(b, start + 1, end);
     const at = next;

@@ -11,10 +11,11 @@
  * @module
  */
 import type { CallSite, Codec } from "../server/codec.ts";
+import type { RequestBatch } from "../server/service.ts";
 import { CLOSE_AFTER_REPLY } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
 import {
-  COMMANDS,
+  type Command,
   findCommand,
   SHARD_STATELESS,
   TRANSACTION_CONTROL,
@@ -34,6 +35,7 @@ import {
   sumJoin,
 } from "./io_commands.ts";
 import { errorBytes } from "./out.ts";
+import { REPLY_SLACK } from "../protocol/constants.ts";
 import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
 import { shardOfKey } from "../kv/route.ts";
@@ -81,6 +83,40 @@ export const respCodec: Codec = {
     return 0;
   },
 
+  /**
+   * For the store's prefetch: the second argument (the key, for every
+   * keyed command) of each whole multibulk command of the read, added with
+   * code {@link RespMethod.Key2} and the key's own range (not a body), as
+   * the KV prefetch hook expects for that code.
+   */
+  collect(buf: Uint8Array, start: number, end: number, _maxBody: number, batch: RequestBatch) {
+    batch.reset(buf);
+    let at = start;
+    while (at < end && buf[at] === 0x2a) {
+      let i = at + 1;
+      let n = 0;
+      while (i < end && buf[i] !== 13) n = n * 10 + buf[i++] - 0x30;
+      i += 2;
+      let keyStart = -1;
+      let keyEnd = -1;
+      for (let k = 0; k < n; k++) {
+        if (i >= end || buf[i] !== 0x24) return;
+        i++;
+        let len = 0;
+        while (i < end && buf[i] !== 13) len = len * 10 + buf[i++] - 0x30;
+        i += 2;
+        if (k === 1) {
+          keyStart = i;
+          keyEnd = i + len;
+        }
+        i += len + 2;
+      }
+      if (i > end) return;
+      if (keyStart >= 0 && !batch.add(RespMethod.Key2, keyStart, keyEnd)) return;
+      at = i;
+    }
+  },
+
   dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {
     const s = session(conn);
     let a = s.args;
@@ -114,10 +150,19 @@ export const respCodec: Codec = {
         s.dirty = true;
         return s.reply(conn, errorBytes("ERR Command not allowed inside a transaction"));
       }
+      // What EXEC sends must fit in one body: that bounds a transaction's memory too.
+      if (s.queuedBytes + total > s.maxBody) {
+        s.dirty = true;
+        return s.reply(
+          conn,
+          errorBytes(`ERR Transaction over ${s.maxBody} bytes: queue fewer or smaller commands`),
+        );
+      }
+      s.queuedBytes += total;
       s.queued.push({ bytes: b.slice(base, base + total), name });
       return s.reply(conn, queuedReply());
     }
-    if (command.shard) return direct(conn, site, s, name, b, base, total, spans, count);
+    if (command.shard) return direct(conn, site, s, name, command, b, base, total, spans, count);
     command.run!({ conn, site, session: s }, argViews(b, base, spans, count).slice(1));
   },
 };
@@ -131,13 +176,13 @@ function direct(
   site: CallSite,
   s: Session,
   name: string,
+  command: Command,
   b: Uint8Array,
   base: number,
   total: number,
   spans: Int32Array,
   count: number,
 ): void {
-  const command = COMMANDS[name];
   const shards = site.shards;
   const keys = command.keys!;
   const last = keys[1] < 0 ? count + keys[1] : keys[1];
@@ -164,7 +209,7 @@ function direct(
     return renameAcross(conn, site, s, name, argViews(b, base, spans, count));
   }
   if (!command.split) return s.reply(conn, errorBytes(CROSSSLOT));
-  split(conn, site, s, name, command.split, b, base, spans, count, step);
+  split(conn, site, s, command.split, b, base, spans, count, step);
 }
 
 /**
@@ -224,7 +269,6 @@ function split(
   conn: Connection,
   site: CallSite,
   s: Session,
-  name: string,
   kind: "sum" | "ok" | "mget",
   b: Uint8Array,
   base: number,
@@ -236,9 +280,17 @@ function split(
   splitCall(conn, site, s, s.nextSeq(), args, step, (parts, order) => {
     if (kind === "sum") return sumJoin(parts);
     if (kind === "ok") return okJoin(parts);
-    return mgetJoin(parts, order, count - 1);
+    const joined = mgetJoin(parts, order, count - 1);
+    // Each part kept within the reply limit; the whole must too.
+    if (joined.length > s.maxBody + REPLY_SLACK) {
+      return errorBytes(
+        `ERR Encode MGET reply: ${joined.length} bytes is over the ${
+          s.maxBody + REPLY_SLACK
+        }-byte reply limit`,
+      );
+    }
+    return joined;
   });
-  void name;
 }
 
 /**

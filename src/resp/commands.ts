@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { Status } from "../protocol/constants.ts";
 import type { CallSite } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
 import {
@@ -42,7 +43,8 @@ import {
 } from "./io_commands.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { nameHash, nameIs } from "./shard_methods.ts";
-import type { Session } from "./session.ts";
+import type { Result, Session } from "./session.ts";
+import type { MessageType } from "../server/service.ts";
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -73,6 +75,38 @@ export interface Command {
   fanout?: true;
   /** Runs in the IO worker; queues exactly one reply. */
   run?(ctx: CommandContext, args: Uint8Array[]): void;
+}
+
+// Helpers for commands that call the service's protobuf methods (off the
+// hot path), kept as they were before the direct path.
+const decoder = new TextDecoder();
+/** Bytes as UTF-8 text. */
+export const text = (b: Uint8Array): string => decoder.decode(b);
+/** Bytes as upper-case text (options). */
+export const upper = (b: Uint8Array): string => text(b).toUpperCase();
+/** A reply type with its type erased, for a {@link Call}. */
+export const type = <T>(t: MessageType<T>): MessageType<unknown> => t as MessageType<unknown>;
+
+/** Redis's reply to a write refused at the memory cap (wire v1 status 9). */
+const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/** The first failed call, as a RESP error; null when all succeeded. */
+export function firstError(results: Result[]): Uint8Array | null {
+  for (const r of results) {
+    if (!r.ok) return errorBytes(r.status === Status.NO_MEMORY ? OOM : `ERR ${r.message}`);
+  }
+  return null;
+}
+
+/** Renders answers with `fn` unless a call failed (for `session.call`). */
+export function rendered<T>(fn: (values: T[]) => Uint8Array): (results: Result[]) => Uint8Array {
+  return (results) => firstError(results) ?? fn(results.map((r) => (r as { value: T }).value));
+}
+
+/** A strict decimal integer argument, or null. */
+export function intArg(b: Uint8Array): number | null {
+  const s = text(b);
+  return /^-?\d{1,15}$/.test(s) ? Number(s) : null;
 }
 
 const W = ["write", "denyoom"];
@@ -241,11 +275,21 @@ export function findCommand(
       index.set(h, list);
     }
   }
+  const last = lastFound;
+  if (last !== null && nameIs(b, start, end, last.name)) return last;
   const list = index.get(nameHash(b, start, end));
   if (list === undefined) return undefined;
-  for (const e of list) if (nameIs(b, start, end, e.name)) return e;
+  for (const e of list) {
+    if (nameIs(b, start, end, e.name)) {
+      lastFound = e;
+      return e;
+    }
+  }
   return undefined;
 }
+
+/** The command found last: a run of the same command (the usual case) skips the hash. */
+let lastFound: { name: string; command: Command } | null = null;
 
 const latin1 = new TextDecoder("latin1");
 

@@ -6,11 +6,11 @@
  *
  * @module
  */
-import { KvMethod } from "../protocol/constants.ts";
+import { KvMethod, REPLY_SLACK } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
 import { shardOfKey } from "../kv/route.ts";
 import type { CommandContext } from "./commands.ts";
-import { COMMANDS, findCommand, unknownCommand, wrongArity } from "./commands.ts";
+import { COMMANDS } from "./commands.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { Gather, type ScanCursor, type Session } from "./session.ts";
 import { parseInt64 } from "../kv/counter.ts";
@@ -100,7 +100,15 @@ export function fanout(
   const { conn, site, session } = ctx;
   const shards = site.shards;
   const proto = session.proto;
-  const gather = new Gather(session, session.nextSeq(), shards, (parts) => join(parts, proto));
+  const limit = session.maxBody + REPLY_SLACK;
+  const gather = new Gather(session, session.nextSeq(), shards, (parts) => {
+    const joined = join(parts, proto);
+    // Each shard's part kept within the reply limit; the whole must too (KEYS).
+    if (joined.length <= limit) return joined;
+    return errorBytes(
+      `ERR Join reply: ${joined.length} bytes is over the ${limit}-byte reply limit`,
+    );
+  });
   for (let s = 0; s < shards; s++) {
     const body = pinnedBody(s, proto, MODE_PLAIN, [command]);
     site.call(conn, gather, RespMethod.Pinned, s, 0, body, 0, body.length, 0, true);
@@ -329,11 +337,11 @@ export function client(ctx: CommandContext, args: Uint8Array[]): void {
     }
     case "info":
       if (args.length !== 1) return arity();
-      out.bulkText(clientInfoLine(ctx));
+      out.verbatim(clientInfoLine(ctx));
       return reply(out.bytes());
     case "list":
       // This connection only: each IO worker knows its own connections, no others.
-      out.bulkText(clientInfoLine(ctx).replace("cmd=client|info", "cmd=client|list"));
+      out.verbatim(clientInfoLine(ctx).replace("cmd=client|info", "cmd=client|list"));
       return reply(out.bytes());
     case "no-evict":
     case "no-touch": {
@@ -358,6 +366,7 @@ export function multi(ctx: CommandContext): void {
   s.multi = true;
   s.dirty = false;
   s.queued = [];
+  s.queuedBytes = 0;
   s.reply(ctx.conn, OK_BYTES);
 }
 
@@ -604,8 +613,8 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
         `used_memory:${memory}`,
         `used_memory_human:${human(memory)}`,
         `used_memory_dataset:${memory}`,
-        "maxmemory:0",
-        "maxmemory_human:0B",
+        `maxmemory:${st("maxmemory")}`,
+        `maxmemory_human:${human(st("maxmemory"))}`,
         "maxmemory_policy:noeviction",
       ],
       persistence: [
@@ -646,12 +655,7 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
     }
     const out = outFor(s);
     const textBody = lines.length > 0 ? lines.join("\r\n") + "\r\n" : "";
-    // RESP3 sends INFO as a verbatim string.
-    if (s.proto === 3) {
-      out.ascii(`=${textBody.length + 4}\r\ntxt:`);
-      out.ascii(textBody);
-      out.ascii("\r\n");
-    } else out.bulkText(textBody);
+    out.verbatim(textBody);
     return out.bytes();
   });
   const ks = encodeCommand(["__keyspace"]);
@@ -815,5 +819,3 @@ export function time(ctx: CommandContext): void {
   out.bulkText(String(us % 1e6));
   ctx.session.reply(ctx.conn, out.bytes());
 }
-
-export { findCommand, unknownCommand, wrongArity };

@@ -38,6 +38,8 @@ export class RespOut {
 
   /** Empties the buffer for a reply in protocol `proto`. */
   reset(proto: number): void {
+    // One huge reply (up to the body limit) should not pin its buffer.
+    if (this.buf.length > 1 << 20) this.buf = new Uint8Array(4096);
     this.len = 0;
     this.tail = null;
     this.proto = proto;
@@ -59,7 +61,11 @@ export class RespOut {
 
   /** Writes the whole reply at `dst[off]`. */
   writeTo(dst: Uint8Array, off: number): void {
-    dst.set(this.buf.subarray(0, this.len), off);
+    const len = this.len;
+    const buf = this.buf;
+    // Most replies are a few bytes: a loop beats making a view to copy from.
+    if (len <= 32) { for (let i = 0; i < len; i++) dst[off + i] = buf[i]; }
+    else dst.set(buf.subarray(0, len), off);
     const tail = this.tail;
     if (tail !== null) {
       off += this.len;
@@ -216,6 +222,15 @@ export class RespOut {
       this.ascii(text);
       this.#crlf();
     } else this.bulkText(text);
+  }
+
+  /** Text as Redis sends INFO and CLIENT INFO: verbatim (`=`, `txt:`) in RESP3, bulk in RESP2. */
+  verbatim(text: string): void {
+    if (this.proto !== 3) return this.bulkText(text);
+    this.#head(0x3d, text.length + 4);
+    this.ascii("txt:");
+    this.ascii(text);
+    this.#crlf();
   }
 
   /** A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2. */

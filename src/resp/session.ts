@@ -163,6 +163,8 @@ export class Session implements ReplySink {
   dirty = false;
   /** Commands queued since MULTI. */
   queued: Queued[] = [];
+  /** Their total size, at most {@link maxBody}. */
+  queuedBytes = 0;
   /** Keys watched, with their state at WATCH. */
   watched: Watched[] = [];
   /** Sequence number of the next command. */
@@ -193,8 +195,13 @@ export class Session implements ReplySink {
       this.#early.set(seq, bytes);
       return;
     }
-    if (!conn.closed) conn.queueBytes(bytes);
+    this.#write(conn, bytes);
     this.#advance(conn);
+  }
+
+  /** Where every reply made of bytes goes out: the one place to observe them. */
+  #write(conn: Connection, bytes: Uint8Array): void {
+    if (!conn.closed) conn.queueBytes(bytes);
   }
 
   #advance(conn: Connection): void {
@@ -203,7 +210,7 @@ export class Session implements ReplySink {
     if (early.size === 0) return;
     for (let b = early.get(this.#head); b !== undefined; b = early.get(this.#head)) {
       early.delete(this.#head);
-      if (!conn.closed) conn.queueBytes(b);
+      this.#write(conn, b);
       this.#head = (this.#head + 1) >>> 0;
     }
   }
@@ -223,6 +230,8 @@ export class Session implements ReplySink {
     if (outcome.status !== 0) {
       this.done(conn, requestId, failure(outcome.status, outcome.body));
     } else if (requestId === this.#head) {
+      // A reply rendered by a shard in this thread goes straight to the
+      // output buffer (the other place replies go out).
       if (!conn.closed) conn.queueBody(outcome);
       this.#advance(conn);
     } else this.done(conn, requestId, outcome.body.slice());
@@ -292,6 +301,7 @@ export class Session implements ReplySink {
     this.multi = false;
     this.dirty = false;
     this.queued = [];
+    this.queuedBytes = 0;
     this.watched = [];
   }
 }

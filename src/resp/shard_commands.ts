@@ -39,10 +39,22 @@ export interface ShardCall {
 /** A command body that runs on a shard. */
 export type ShardRun = (c: ShardCall) => void;
 
-/** Largest string a command may make (APPEND, SETRANGE): Redis's proto-max-bulk-len is 512 MB; ours is the reply limit. */
+/**
+ * Largest string a command may make (APPEND, SETRANGE): Redis's
+ * proto-max-bulk-len is 512 MB; ours is the server's body limit, so that
+ * the value can still be read back in one reply.
+ */
 export let maxStringBytes = 4 * 1024 * 1024;
 
-/** Sets {@link maxStringBytes} (the server's body limit). */
+/**
+ * Sets {@link maxStringBytes} (the shard's handler does, from the server's body limit).
+ *
+ * @example
+ * ```ts
+ * import { setMaxStringBytes } from "./shard_commands.ts";
+ * setMaxStringBytes(1 << 20);
+ * ```
+ */
 export function setMaxStringBytes(n: number): void {
   maxStringBytes = n;
 }

@@ -16,9 +16,17 @@
 import { KvInternalMethod } from "../protocol/constants.ts";
 import { type MessageType, type Method, method } from "../server/service.ts";
 import { shardOfKey } from "../kv/route.ts";
-import type { ShardStore } from "../kv/store.ts";
+import { type ShardStore, StoreFullError } from "../kv/store.ts";
 import { RespOut } from "./out.ts";
-import { fingerprint, SHARD_RUNS, type ShardCall, type ShardRun } from "./shard_commands.ts";
+import {
+  E_OOM,
+  fingerprint,
+  maxStringBytes,
+  setMaxStringBytes,
+  SHARD_RUNS,
+  type ShardCall,
+  type ShardRun,
+} from "./shard_commands.ts";
 
 /** Method codes of the direct path (internal: the wire v1 port does not serve them). */
 export const RespMethod = {
@@ -131,7 +139,9 @@ export function nameHash(b: Uint8Array, start: number, end: number): number {
     const c = b[i];
     h = Math.imul(h ^ (c >= 65 && c <= 90 ? c + 32 : c), 0x01000193);
   }
-  return h >>> 0;
+  // 30 bits: a small integer (Smi) is a cheap Map key; a full uint32 is a
+  // heap number, and hashing those showed up in the profile.
+  return h & 0x3fffffff;
 }
 
 /**
@@ -152,10 +162,20 @@ export function nameIs(b: Uint8Array, start: number, end: number, name: string):
   return true;
 }
 
+/** The command found last: a run of the same command (the usual case) skips the hash. */
+let lastRun: { name: string; run: ShardRun } | null = null;
+
 function findRun(b: Uint8Array, start: number, end: number): ShardRun | undefined {
+  const last = lastRun;
+  if (last !== null && nameIs(b, start, end, last.name)) return last.run;
   const list = RUNS.get(nameHash(b, start, end));
   if (list === undefined) return undefined;
-  for (const e of list) if (nameIs(b, start, end, e.name)) return e.run;
+  for (const e of list) {
+    if (nameIs(b, start, end, e.name)) {
+      lastRun = e;
+      return e.run;
+    }
+  }
   return undefined;
 }
 
@@ -168,8 +188,17 @@ function runOne(store: ShardStore, b: Uint8Array, at: number): number {
   call.argc = argc;
   call.start = out.len;
   const run = findRun(b, spans[0], spans[1]);
-  if (run === undefined) out.error("ERR unknown command");
-  else run(call);
+  try {
+    if (run === undefined) out.error("ERR unknown command");
+    else run(call);
+  } catch (e) {
+    // One command's failure is its own reply; the commands around it (in
+    // EXEC, say) still run, as in Redis.
+    out.len = call.start;
+    out.tail = null;
+    if (e instanceof StoreFullError) out.error(E_OOM);
+    else out.error(`ERR ${e instanceof Error ? e.message : String(e)}`);
+  }
   return end;
 }
 
@@ -245,6 +274,7 @@ function keyMethod(name: string, proto: number): Method<ShardStore> {
     internal: true,
     route: respKeyShard,
     handler(req, ctx) {
+      if (maxStringBytes !== ctx.maxBody) setMaxStringBytes(ctx.maxBody);
       out.reset(proto);
       runOne(ctx.state, req.b, req.start);
       return out;
@@ -302,7 +332,10 @@ export const respMethods: Record<number, Method<ShardStore>> = {
     replyWriter: respReplyWriter,
     internal: true,
     route: (b) => b[0] | (b[1] << 8),
-    handler: (req, ctx) => runPinned(ctx.state, req.b, req.start),
+    handler(req, ctx) {
+      if (maxStringBytes !== ctx.maxBody) setMaxStringBytes(ctx.maxBody);
+      return runPinned(ctx.state, req.b, req.start);
+    },
   }),
 };
 
