@@ -7,6 +7,8 @@
 import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
 import { parseServeFlags, SERVE_USAGE } from "./config.ts";
 import { serve } from "./server.ts";
+import { DataDirError } from "../persist/datadir.ts";
+import { loadLine } from "../persist/manager.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -22,7 +24,16 @@ export async function main(args: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
-  const server = await serve(flags.options);
+  let server;
+  try {
+    server = await serve(flags.options);
+  } catch (e) {
+    if (!(e instanceof DataDirError)) throw e;
+    console.error(`evkv: ${e.message}`);
+    return 1;
+  }
+  const persisted = server.persistence();
+  if (persisted) console.log(loadLine(persisted));
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
   const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;

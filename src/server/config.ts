@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
 import type { AcceptMode, ServeOptions } from "./server.ts";
+import { PERSIST_MODES } from "../persist/plan.ts";
 
 /** Usage text of `deno task serve`. */
 export const SERVE_USAGE = `Usage: deno task serve [flags]
@@ -33,6 +34,11 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --frames-per-turn N  frames taken from one connection before serving others (default 64)
   --idle-timeout MS    close connections silent for this long, 0 = never (default 300000)
   --max-connections N  connections accepted at once; the excess is refused (default 10000)
+  --persist off|everysec|always
+                       off: memory only; everysec: writes reach disk in batches, a crash
+                       loses at most about the last second (default); always: a write is
+                       answered once it is committed to disk (group commit)
+  --data-dir DIR       where the SQLite files live, one per shard (default data)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
   --help               print this text
 
@@ -136,6 +142,8 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "frames-per-turn": { type: "string" },
       "idle-timeout": { type: "string" },
       "max-connections": { type: "string" },
+      persist: { type: "string" },
+      "data-dir": { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
       help: { type: "boolean" },
@@ -170,6 +178,10 @@ export function parseServeFlags(args: string[]): ServeFlags {
         idleTimeoutMs: int("idle-timeout", values["idle-timeout"], 0),
         maxConnections: int("max-connections", values["max-connections"], 1),
       }),
+      persist: {
+        mode: oneOf("persist", values.persist, PERSIST_MODES) ?? "everysec",
+        dataDir: values["data-dir"] ?? "data",
+      },
     },
     strictLeaks: values["strict-leaks"] ?? false,
     testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,

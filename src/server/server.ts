@@ -24,6 +24,7 @@ import { SocketProxy } from "./main_accept.ts";
 import type { CodecName } from "./codecs.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
+import { Persistence, type PersistOptions, type PersistStatus } from "../persist/manager.ts";
 import {
   Control,
   createPlan,
@@ -32,6 +33,7 @@ import {
   type Mode,
   planRings,
   ringBytesFor,
+  shardCount,
   type SharedPlan,
   threadCount,
   threadIndex,
@@ -70,6 +72,8 @@ export interface ServeOptions {
   respPort?: number;
   /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
+  /** Durability through SQLite under `dataDir`; memory only (`off`) when absent. */
+  persist?: PersistOptions;
 }
 
 /** What a finished shutdown reports. */
@@ -101,6 +105,8 @@ export interface Server {
   dump(): string;
   /** Drains and stops; resolves once every worker has exited. */
   shutdown(): Promise<ShutdownReport>;
+  /** Persistence settings and what the shards loaded at start; null when off. */
+  persistence(): PersistStatus | null;
   /** Test-only: counts one resource of `kind` that is never released. */
   leakForTest(kind: number): void;
   /**
@@ -149,6 +155,15 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const rings = planRings(plan);
   for (const r of rings) mainStats.alloc(Res.ring, r.byteLength);
   const control = new Int32Array(plan.control);
+  // Before any shard exists: the data dir is checked and locked, and shards load from it.
+  const persistence = await Persistence.start(
+    options.persist ?? {},
+    layout,
+    shardCount(layout),
+    plan.control,
+    maxBody,
+  );
+  if (persistence) plan.persist = persistence.plan;
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
@@ -212,7 +227,11 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     const shardLost = kind === "task" || layout.mode === "inline";
     console.error(
       `evkv: ${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
-        (shardLost ? `; the data of shard ${index} is lost` : "") +
+        (shardLost
+          ? persistence
+            ? `; shard ${index} is reloaded from ${persistence.plan.dataDir}`
+            : `; the data of shard ${index} is lost`
+          : "") +
         (kind === "io" ? `; its connections were closed` : ""),
     );
     mainStats.count(kind === "io" ? Counter.io_worker_restarts : Counter.worker_restarts);
@@ -235,6 +254,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       proxy.closeAllOf(index);
     }
     if (stopping) return;
+    // Every change the dead thread pushed reaches disk before its replacement loads.
+    if (shardLost && persistence) await persistence.flush();
     if (kind === "task") {
       const { handle } = await WorkerHandle.start(taskUrl, `evkv-task-${index}`, taskInit(index));
       tasks[index] = handle;
@@ -295,6 +316,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       return p;
     }));
     for (const h of [...tasks, ...ios]) h.stop();
+    await persistence?.close();
     proxy.closeAll();
     for (const r of rings) mainStats.free(Res.ring, r.byteLength);
     const final = snapshot(statsMemory);
@@ -307,6 +329,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     stats: () => snapshot(statsMemory),
     dump,
     shutdown: () => (shutdown ??= doShutdown()),
+    persistence: () => persistence?.status() ?? null,
     leakForTest: (kind) => mainStats.alloc(kind, 1),
     killWorker: async (kind, index) => {
       const h = kind === "io" ? ios[index] : tasks[index];

@@ -13,6 +13,7 @@
 import { createRingMemory, Ring, ringCapacityFor } from "./ring.ts";
 import { REQUEST_HEADER } from "./records.ts";
 import { FRAME_OVERHEAD } from "../protocol/constants.ts";
+import type { PersistPlan } from "../persist/plan.ts";
 
 /** How requests reach handlers. */
 export type Mode = "pool" | "inline";
@@ -41,6 +42,8 @@ export interface SharedPlan {
   replyRings: (SharedArrayBuffer | null)[][];
   /** Date.now() when the server started, for uptime. */
   startedAt: number;
+  /** Change rings to the persistence worker; absent with `--persist off`. */
+  persist?: PersistPlan;
 }
 
 /** Index words in the control memory, each on its own cache line. */
