@@ -96,6 +96,8 @@ export const TARGETS: Target[] = [
       name: `${mode}/${accept}`,
       script: "src/server/cli.ts",
       args: [
+        "--persist",
+        "off",
         "--mode",
         mode,
         "--accept",
