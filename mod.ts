@@ -49,6 +49,7 @@ export type { Layout, Mode } from "./src/server/topology.ts";
 export { loadLine, type PersistOptions, type PersistStatus } from "./src/persist/manager.ts";
 export { type PersistMode } from "./src/persist/plan.ts";
 export { DataDirError } from "./src/persist/datadir.ts";
+export { backup, type BackupReport } from "./src/persist/backup.ts";
 export { DEFAULT_LIMITS, type Limits } from "./src/server/limits.ts";
 export { parseServeFlags, parseSize, SERVE_USAGE, type ServeFlags } from "./src/server/config.ts";
 export {

@@ -9,6 +9,7 @@ import { DataDirError, serve, type ServeOptions } from "../mod.ts";
 import { type Client, connect } from "../src/client/mod.ts";
 import { shardFile } from "../src/persist/plan.ts";
 import { createShardFile, SCHEMA_VERSION } from "../src/persist/schema.ts";
+import { main as kvclient } from "../src/client/cli.ts";
 import { sleep, text, withServer } from "./support.ts";
 
 const CLI = new URL("../src/server/cli.ts", import.meta.url).pathname;
@@ -422,5 +423,88 @@ Deno.test("a full disk turns writes into error replies while reads keep working"
       await c.close();
       assert.equal(server.stats().counters.worker_restarts, 0);
     });
+  });
+});
+
+/** Sends one RESP command and returns its reply, raw (simple, error, integer or bulk). */
+async function resp(conn: Deno.Conn, ...args: string[]): Promise<string> {
+  const enc = new TextEncoder();
+  let out = `*${args.length}\r\n`;
+  for (const a of args) out += `$${enc.encode(a).length}\r\n${a}\r\n`;
+  await conn.write(enc.encode(out));
+  const buf = new Uint8Array(64 * 1024);
+  let got = "";
+  for (;;) {
+    const n = await conn.read(buf);
+    assert.ok(n !== null, "the server closed the connection");
+    got += new TextDecoder().decode(buf.subarray(0, n));
+    const end = got.indexOf("\r\n");
+    if (end < 0) continue;
+    if (got[0] !== "$") return got.slice(0, end);
+    const len = Number(got.slice(1, end));
+    if (got.length >= end + 2 + len + 2) return got.slice(end + 2, end + 2 + len);
+  }
+}
+
+Deno.test("RESP SAVE, BGSAVE, LASTSAVE and INFO persistence tell what is on disk", async () => {
+  await withDataDir(async (dir) => {
+    await withServer({ respPort: 0, persist: { mode: "everysec", dataDir: dir } }, async (s) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.respPort! });
+      const started = Math.floor(Date.now() / 1000) - 1;
+      assert.equal(await resp(conn, "SET", "k", "v"), "+OK");
+      assert.equal(await resp(conn, "SAVE"), "+OK");
+      const info = await resp(conn, "INFO", "persistence");
+      assert.match(info, /^# Persistence\r\n/);
+      assert.match(info, /evkv_persist:everysec\r\n/);
+      assert.match(info, /rdb_changes_since_last_save:0\r\n/);
+      assert.match(info, /rdb_last_bgsave_status:ok\r\n/);
+      const last = Number((await resp(conn, "LASTSAVE")).slice(1));
+      assert.ok(last >= started && last <= Date.now() / 1000 + 1, `LASTSAVE ${last}`);
+      assert.equal(await resp(conn, "BGSAVE"), "+Background saving started");
+      conn.close();
+    });
+    // What SAVE committed is in a shard file.
+    let found = 0;
+    for (let sh = 0; sh < 2; sh++) {
+      const db = new DatabaseSync(shardFile(dir, sh), { readOnly: true });
+      found += db.prepare("SELECT count(*) AS n FROM kv WHERE key = ?").get(
+        new TextEncoder().encode("k"),
+      )!.n as number;
+      db.close();
+    }
+    assert.equal(found, 1);
+  });
+});
+
+Deno.test("RESP SAVE with --persist off says that nothing is saved", async () => {
+  await withServer({ respPort: 0 }, async (s) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.respPort! });
+    assert.match(await resp(conn, "SAVE"), /^-ERR Save: persistence is off/);
+    assert.match(await resp(conn, "INFO", "persistence"), /evkv_persist:off\r\n/);
+    conn.close();
+  });
+});
+
+Deno.test("kvclient backup copies a running server's data into a dir another server can start on", async () => {
+  await withDataDir(async (dir) => {
+    const target = `${dir}-backup`;
+    try {
+      await withServer({ persist: { mode: "always", dataDir: dir } }, async (s) => {
+        const c = await connect({ port: s.addr.port });
+        await Promise.all(Array.from({ length: 200 }, (_, i) => c.put(key(i), value(i))));
+        await c.close();
+        assert.equal(await kvclient(["backup", target, "--data-dir", dir]), 0);
+        // A second backup into the same place is refused.
+        assert.equal(await kvclient(["backup", target, "--data-dir", dir]), 1);
+      });
+      await withServer({ persist: { mode: "everysec", dataDir: target } }, async (s) => {
+        assert.equal(s.persistence()!.loadedKeys.reduce((a, b) => a + b, 0), 200);
+        const c = await connect({ port: s.addr.port });
+        assert.equal(text(await c.get(key(123))), value(123));
+        await c.close();
+      });
+    } finally {
+      await Deno.remove(target, { recursive: true }).catch(() => {});
+    }
   });
 });

@@ -102,6 +102,8 @@ class ShardWriter {
       this.#progress();
     }
     this.#saveSeen = Atomics.load(this.#words, this.#base + Word.saveAsked);
+    // What is on disk now is what the shard loads: saved as of this moment.
+    Atomics.store(this.#words, this.#base + Word.lastSave, Math.floor(Date.now() / 1000));
   }
 
   /** Takes every change from the ring; returns how many. */
@@ -147,10 +149,11 @@ class ShardWriter {
       this.#saveSeen = saveAsked;
       forced = true;
     }
+    if (forced) return true;
     const settled = Atomics.load(this.#words, this.#base + Word.settled);
     if (settled === this.#taken && !this.#dirty()) return false;
-    if (this.lastError !== "" && now < this.#retryAt && !forced) return false;
-    return forced || mode === "always" || now - this.#lastCommit >= INTERVAL_MS ||
+    if (this.lastError !== "" && now < this.#retryAt) return false;
+    return mode === "always" || now - this.#lastCommit >= INTERVAL_MS ||
       this.#pendingBytes >= MAX_PENDING_BYTES;
   }
 

@@ -13,6 +13,7 @@ import type { MessageType } from "../server/service.ts";
 import { compileGlob } from "./glob.ts";
 import { array, bulk, error, integer, NULL_BULK, OK, simple } from "./reply.ts";
 import type { Call, Result, Session } from "./session.ts";
+import { persistCommands, persistenceSection, persistInfoCall } from "./persist_commands.ts";
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -153,21 +154,26 @@ function scan(ctx: CommandContext, args: Uint8Array[]): void {
   );
 }
 
-function info(ctx: CommandContext): void {
+function info(ctx: CommandContext, args: Uint8Array[]): void {
   const call: Call = {
     code: KvMethod.Stats,
     body: pb.StatsRequest.encode({}).finish(),
     reply: type(pb.StatsReply),
   };
+  const only = args.length > 0 ? text(args[0]).toLowerCase() : "";
   ctx.session.call(
     ctx.conn,
     ctx.site,
-    [call],
-    rendered<evkv.v1.IStatsReply>(([r]) => {
-      const lines = ["# Server", "evkv_version:0.1.0", "", "# Stats"];
-      for (const c of r.counters ?? []) lines.push(`${c.name}:${c.value}`);
-      return bulk(lines.join("\r\n") + "\r\n");
-    }),
+    [call, persistInfoCall()],
+    ([stats, persist]) => {
+      if (only === "persistence") return bulk(persistenceSection(persist).join("\r\n") + "\r\n");
+      return rendered<evkv.v1.IStatsReply>(([r]) => {
+        const lines = ["# Server", "evkv_version:0.1.0", "", "# Stats"];
+        for (const c of r.counters ?? []) lines.push(`${c.name}:${c.value}`);
+        lines.push("", ...persistenceSection(persist));
+        return bulk(lines.join("\r\n") + "\r\n");
+      })([stats]);
+    },
   );
 }
 
@@ -262,7 +268,8 @@ export const COMMANDS: Record<string, Command> = {
         rendered<evkv.v1.ICountReply>(([r]) => integer(Number(r.keys ?? 0))),
       ),
   },
-  info: { arity: -1, run: (ctx) => info(ctx) },
+  info: { arity: -1, run: info },
+  ...persistCommands,
   command: {
     // Enough for redis-cli to start: it asks for COMMAND DOCS and copes
     // with an empty answer.
