@@ -15,7 +15,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { keyToString } from "../kv/store.ts";
+import { Coalescer } from "./coalesce.ts";
 import { Ring } from "../server/ring.ts";
 import { type Layout, shardThread, wake } from "../server/topology.ts";
 import {
@@ -53,13 +53,6 @@ const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 /** How often `everysec` commits, and a failed commit is retried. */
 const INTERVAL_MS = 1000;
 
-interface Pending {
-  key: Uint8Array;
-  /** null: delete. */
-  value: Uint8Array | null;
-  expiresAt: number;
-}
-
 class ShardWriter {
   readonly shard: number;
   readonly #db: DatabaseSync;
@@ -68,8 +61,7 @@ class ShardWriter {
   readonly #ring: Ring;
   readonly #words: Int32Array;
   readonly #base: number;
-  #pending = new Map<string, Pending>();
-  #pendingBytes = 0;
+  readonly #pending = new Coalescer();
   #cleared = false;
   /** Sequence number of the last change taken from the ring. */
   #taken: number;
@@ -116,20 +108,12 @@ class ShardWriter {
       const op = ring.u32[w];
       if (op === Op.clear) {
         this.#pending.clear();
-        this.#pendingBytes = 0;
         this.#cleared = true;
       } else {
         const keyLen = ring.u32[w + 1];
-        const valueLen = ring.u32[w + 2];
         const at = off + CHANGE_HEADER;
-        const key = ring.u8.slice(at, at + keyLen);
-        const entry: Pending = {
-          key,
-          value: op === Op.put ? ring.u8.slice(at + keyLen, at + keyLen + valueLen) : null,
-          expiresAt: ring.f64[(off + 16) >>> 3],
-        };
-        this.#pending.set(keyToString(key), entry);
-        this.#pendingBytes += keyLen + valueLen;
+        const valueLen = op === Op.put ? ring.u32[w + 2] : -1;
+        this.#pending.set(ring.u8, at, keyLen, at + keyLen, valueLen, ring.f64[(off + 16) >>> 3]);
       }
       n++;
     }
@@ -154,7 +138,7 @@ class ShardWriter {
     if (settled === this.#taken && !this.#dirty()) return false;
     if (this.lastError !== "" && now < this.#retryAt) return false;
     return mode === "always" || now - this.#lastCommit >= INTERVAL_MS ||
-      this.#pendingBytes >= MAX_PENDING_BYTES;
+      this.#pending.bytes >= MAX_PENDING_BYTES;
   }
 
   #dirty(): boolean {
@@ -170,10 +154,10 @@ class ShardWriter {
       try {
         db.exec("BEGIN");
         if (this.#cleared) db.exec("DELETE FROM kv");
-        for (const p of this.#pending.values()) {
-          if (p.value === null) this.#del.run(p.key);
-          else this.#put.run(p.key, p.value, p.expiresAt);
-        }
+        this.#pending.forEach((key, value, expiresAt) => {
+          if (value === null) this.#del.run(key);
+          else this.#put.run(key, value, expiresAt);
+        });
         db.exec("COMMIT");
       } catch (e) {
         try {
@@ -195,8 +179,7 @@ class ShardWriter {
         this.#progress();
         return false;
       }
-      this.#pending = new Map();
-      this.#pendingBytes = 0;
+      this.#pending.clear();
       this.#cleared = false;
     }
     if (this.lastError !== "") {
