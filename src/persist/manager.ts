@@ -20,6 +20,8 @@ export interface PersistOptions {
   dataDir?: string;
   /** Test-only: cap each database at this many pages, so that SQLite reports a full disk. */
   maxPagesForTest?: number;
+  /** Test-only: a smaller change ring (still two of the largest change), to exercise backpressure. */
+  minRingBytesForTest?: number;
 }
 
 /** What persistence says about itself (for INFO and logs). */
@@ -71,7 +73,14 @@ export class Persistence {
     const dataDir = options.dataDir ?? "data";
     const dir = openDataDir(dataDir, shards);
     try {
-      const plan = createPersistPlan(mode, dataDir, shards, maxBody, options.maxPagesForTest ?? 0);
+      const plan = createPersistPlan(
+        mode,
+        dataDir,
+        shards,
+        maxBody,
+        options.maxPagesForTest ?? 0,
+        options.minRingBytesForTest,
+      );
       const init: PersistWorkerInit = { plan, control, layout };
       const { handle } = await WorkerHandle.start(WORKER_URL, "evkv-persist", init);
       return new Persistence(plan, dir, init, handle);

@@ -83,11 +83,12 @@ export const Op = { put: 1, remove: 2, clear: 3 } as const;
 
 /**
  * Bytes per change ring: two of the largest change (a key of 1 KiB and a
- * value of `maxBody`), and at least 8 MiB so that a burst of small writes
- * does not stall on a worker that is committing.
+ * value of `maxBody`), and at least `minBytes` (8 MiB unless a test asks
+ * for less) so that a burst of small writes does not stall on a worker that
+ * is committing.
  */
-export function changeRingBytes(maxBody: number): number {
-  return ringCapacityFor(Math.max(8 * 1024 * 1024, 2 * (maxBody + 1024 + CHANGE_HEADER + 64)));
+export function changeRingBytes(maxBody: number, minBytes = 8 * 1024 * 1024): number {
+  return ringCapacityFor(Math.max(minBytes, 2 * (maxBody + 1024 + CHANGE_HEADER + 64)));
 }
 
 /** Builds a plan; the main thread calls it once. */
@@ -97,8 +98,9 @@ export function createPersistPlan(
   shards: number,
   maxBody: number,
   maxPages = 0,
+  minRingBytes?: number,
 ): PersistPlan {
-  const bytes = changeRingBytes(maxBody);
+  const bytes = changeRingBytes(maxBody, minRingBytes);
   return {
     mode,
     dataDir,

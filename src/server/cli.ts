@@ -28,8 +28,12 @@ export async function main(args: string[]): Promise<number> {
   try {
     server = await serve(flags.options);
   } catch (e) {
-    if (!(e instanceof DataDirError)) throw e;
-    console.error(`evkv: ${e.message}`);
+    // One line, not a stack: a bad data dir, a port in use, a shard file that fails to load.
+    console.error(
+      `evkv: ${e instanceof DataDirError ? "" : "Start server: "}${
+        e instanceof Error ? e.message : String(e)
+      }`,
+    );
     return 1;
   }
   const persisted = server.persistence();

@@ -164,6 +164,11 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     maxBody,
   );
   if (persistence) plan.persist = persistence.plan;
+  /** A start that fails must not keep the data dir locked. */
+  const abandon = (e: unknown): never => {
+    void persistence?.close();
+    throw e;
+  };
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
@@ -174,7 +179,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       async (_, shard) =>
         (await WorkerHandle.start(taskUrl, `evkv-task-${shard}`, taskInit(shard))).handle,
     ),
-  );
+  ).catch(abandon);
   const ios: WorkerHandle[] = [];
   const generations: number[] = [];
   // One listening port per codec: wire v1 always, RESP when asked for.
@@ -205,7 +210,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     // The first IO worker binds first so that port 0 resolves to one port
     // that the others then join.
     generations.push(1);
-    const { handle, ready } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index));
+    const { handle, ready } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index))
+      .catch(abandon);
     if (accept === "reuseport") endpoints.forEach((e, i) => e.port = ready.ports![i]);
     ios.push(handle);
   }
