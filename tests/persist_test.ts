@@ -508,3 +508,36 @@ Deno.test("kvclient backup copies a running server's data into a dir another ser
     }
   });
 });
+
+Deno.test("a full change ring makes writers wait instead of dropping changes", async () => {
+  await withDataDir(async (dir) => {
+    // A ring of 64 KiB holds about 50 changes of 1 KiB; 16 connections x 16 in flight outrun it.
+    const persist = { mode: "always" as const, dataDir: dir, minRingBytesForTest: 64 * 1024 };
+    const big = "b".repeat(1024);
+    await withServer({ persist, maxBody: 16 * 1024, respPort: 0 }, async (s) => {
+      const clients = await Promise.all(
+        Array.from({ length: 16 }, () => connect({ port: s.addr.port, maxBody: 16 * 1024 })),
+      );
+      await Promise.all(
+        clients.map((c, ci) =>
+          Promise.all(Array.from({ length: 64 }, (_, i) => c.put(key(ci * 64 + i), big)))
+        ),
+      );
+      await Promise.all(clients.map((c) => c.close()));
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: s.addr.respPort! });
+      const waits = Number(
+        /evkv_ring_full_waits:(\d+)/.exec(await resp(conn, "INFO", "persistence"))![1],
+      );
+      conn.close();
+      assert.ok(waits > 0, "the ring never filled, so backpressure was not exercised");
+    });
+    // Every change reached the disk.
+    let rows = 0;
+    for (let sh = 0; sh < 2; sh++) {
+      const db = new DatabaseSync(shardFile(dir, sh), { readOnly: true });
+      rows += (db.prepare("SELECT count(*) AS n FROM kv").get() as { n: number }).n;
+      db.close();
+    }
+    assert.equal(rows, 16 * 64);
+  });
+});
