@@ -54,6 +54,10 @@ export {
   receiveBytesFor,
   SMALL_REPLY_BYTES,
 } from "./src/server/limits.ts";
+export { loadLine, type PersistOptions, type PersistStatus } from "./src/persist/manager.ts";
+export { type PersistMode } from "./src/persist/plan.ts";
+export { DataDirError } from "./src/persist/datadir.ts";
+export { backup, type BackupReport } from "./src/persist/backup.ts";
 export { parseServeFlags, parseSize, SERVE_USAGE, type ServeFlags } from "./src/server/config.ts";
 export {
   DEFAULT_MAX_BODY,

@@ -23,7 +23,7 @@ LOG=$(mktemp)
 # V8 writes an isolate-*.log per thread next to the process: keep them out of the repo.
 SCRATCH=$(mktemp -d)
 (cd "$SCRATCH" && exec $DENO run --v8-flags=--perf-basic-prof --unstable-net --allow-net \
-  --allow-read "$ROOT/src/server/cli.ts" --port "$PORT" "$@") >"$LOG" 2>&1 &
+  --allow-read "$ROOT/src/server/cli.ts" --port "$PORT" --persist off "$@") >"$LOG" 2>&1 &
 for _ in $(seq 1 50); do grep -q "listening" "$LOG" && break; sleep 0.2; done
 PID=$(grep -o "pid [0-9]*" "$LOG" | awk '{print $2}')
 [ -n "$PID" ] || { echo "profile: the server did not start:" >&2; cat "$LOG" >&2; exit 1; }

@@ -30,6 +30,7 @@ import {
   startRedisServer,
 } from "./scale.ts";
 import { latencyNs } from "./cache_probe.ts";
+import { persistBench } from "./persist.ts";
 import {
   freePort,
   have,
@@ -105,6 +106,8 @@ export const TARGETS: Target[] = [
       name: `${mode}/${accept}`,
       script: "src/server/cli.ts",
       args: [
+        "--persist",
+        "off",
         "--mode",
         mode,
         "--accept",
@@ -765,6 +768,10 @@ async function main(args: string[]): Promise<number> {
   const scale = values["skip-scale"]
     ? "Scale scenario skipped (--skip-scale)."
     : await scaleComparison(seconds, scaleKeys, failures);
+  const persist = scaleOnly
+    ? { md: "", failures: [] }
+    : await persistBench(seconds, values.quick ? 1 : 3);
+  failures.push(...persist.failures);
   const cacheAfter = cacheReach();
   const totalS = (performance.now() - began) / 1000;
   // Runs go server by server; tables and chart read better scenario by scenario.
@@ -810,7 +817,7 @@ async function main(args: string[]): Promise<number> {
   }
   const report = scaleOnly
     ? `# evkv scale benchmark, ${stamp}\n\n${scaleMd}`
-    : `${md}${memtier.markdown}\n${scaleMd}`;
+    : `${md}${memtier.markdown}\n${persist.md}\n${scaleMd}`;
   await Deno.writeTextFile(`${base}.md`, report);
   console.log(scaleOnly ? scaleMd : report);
   console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);

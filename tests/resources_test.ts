@@ -21,7 +21,18 @@ interface Running {
 /** Starts `deno task serve`'s entry on a free port with `flags`. */
 async function startServer(flags: string[]): Promise<Running> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--unstable-net", "--allow-net", "--allow-read", CLI, "--port", "0", ...flags],
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-net",
+      "--allow-read",
+      CLI,
+      "--port",
+      "0",
+      "--persist",
+      "off",
+      ...flags,
+    ],
     stdout: "piped",
     stderr: "piped",
   }).spawn();

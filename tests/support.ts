@@ -41,6 +41,8 @@ export async function withServer(
     ioThreads: 2,
     workers: 2,
     drainTimeoutMs: 2000,
+    // Memory only unless a test asks: servers must not share (and lock) one data dir.
+    persist: { mode: "off" },
     ...options,
   });
   let failed = false;

@@ -15,6 +15,7 @@
 import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
 import { benchArgs, benchMain } from "./bench.ts";
+import { backupMain } from "../persist/backup.ts";
 import {
   type Client,
   connect,
@@ -49,6 +50,7 @@ Commands:
                                      List one page of keys starting with PREFIX
   stats                              Print the server's counters
   bench [options]                    Load generator; "bench --help" lists its options
+  backup DIR [--data-dir DIR]        Copy a running server's data files into DIR (local)
 
 Options:
   --host HOST      Server host (default ${DEFAULT_HOST})
@@ -107,6 +109,7 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "--") args = args.slice(1);
   const bench = benchArgs(args);
   if (bench) return await benchMain(bench);
+  if (args[0] === "backup") return await backupMain(args.slice(1));
   let inv: Invocation | "help";
   try {
     inv = parseInvocation(args);

@@ -9,7 +9,7 @@
 import { KvInternalMethod, KvMethod, Status } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
 import type { evkv } from "../protocol/messages.ts";
-import { defineService, method, ServiceError } from "../server/service.ts";
+import { defineService, type Method, method, ServiceError } from "../server/service.ts";
 import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
 import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
@@ -18,6 +18,8 @@ import { incrMethod } from "./incr_method.ts";
 import { respMethods } from "../resp/shard_methods.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
 import { publishStoreGauges, storeOptions } from "./store_options.ts";
+import { attachPersistence } from "../persist/journal.ts";
+import { persistMethods, refuseWritesIfFailing } from "../persist/methods.ts";
 
 /** Longest key the spec allows. */
 export const MAX_KEY_BYTES = 1024;
@@ -35,7 +37,7 @@ function checkKey(what: string, key: Uint8Array): void {
   }
 }
 
-type Ctx = { state: ShardStore; maxBody: number };
+type Ctx = { state: ShardStore; maxBody: number; shard: number };
 
 /**
  * Joins the shards' Scan replies. A shard that reported `more` is only
@@ -96,7 +98,12 @@ const scanBudget = (maxBody: number) => Math.max(1024, maxBody - 64 * 1024);
  */
 const kvService = defineService<ShardStore>({
   name: "kv",
-  createState: (_shard, shards, options) => new ShardStore(Date.now, storeOptions(options, shards)),
+  createState(shard, shards, options) {
+    const store = new ShardStore(Date.now, storeOptions(options, shards));
+    // Loads the shard from --data-dir, then reports every change there (no-op when off).
+    attachPersistence(store, shard);
+    return store;
+  },
   idle(store) {
     store.sweep(SWEEP_BATCH);
     return store.nextExpiryIn();
@@ -136,6 +143,7 @@ const kvService = defineService<ShardStore>({
       handler(req, ctx: Ctx) {
         const key = req.key ?? new Uint8Array(0);
         checkKey("Put", key);
+        refuseWritesIfFailing("Put", ctx.shard);
         const replaced = ctx.state.put(key, req.value ?? new Uint8Array(0), req.ttlMs ?? 0);
         return { replaced };
       },
@@ -150,6 +158,7 @@ const kvService = defineService<ShardStore>({
       handler(req, ctx: Ctx) {
         const key = req.key ?? new Uint8Array(0);
         checkKey("Delete", key);
+        refuseWritesIfFailing("Delete", ctx.shard);
         return { deleted: ctx.state.delete(key) };
       },
     }),
@@ -178,6 +187,7 @@ const kvService = defineService<ShardStore>({
       handler(req, ctx: Ctx) {
         const key = req.key ?? new Uint8Array(0);
         checkKey("PutIf", key);
+        refuseWritesIfFailing("PutIf", ctx.shard);
         const present = ctx.state.get(key) !== undefined;
         if ((req.onlyIfAbsent && present) || (req.onlyIfPresent && !present)) {
           return { written: false, replaced: false };
@@ -203,6 +213,7 @@ const kvService = defineService<ShardStore>({
       reply: pb.StatsReply,
       handler: (_req, ctx) => ({ counters: statsRows(ctx.stats(), ctx.uptimeMs()) }),
     }),
+    ...persistMethods as Record<number, Method<ShardStore>>,
   },
 });
 

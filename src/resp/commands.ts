@@ -44,6 +44,7 @@ import {
 import { errorBytes, RespOut } from "./out.ts";
 import { nameHash, nameIs } from "./shard_methods.ts";
 import type { Result, Session } from "./session.ts";
+import { persistCommands } from "./persist_commands.ts";
 import type { MessageType } from "../server/service.ts";
 
 /** What a command runs with. */
@@ -223,6 +224,7 @@ export const COMMANDS: Record<string, Command> = {
   config: { arity: -2, flags: ["admin", "noscript", "loading", "stale"], run: config },
   select: { arity: 2, flags: ["loading", "stale", "fast"], run: select },
   time: { arity: 1, flags: ["loading", "stale", "fast"], run: time },
+  ...persistCommands,
   quit: {
     arity: -1,
     flags: ["noscript", "loading", "stale", "fast", "no_auth"],

@@ -13,6 +13,7 @@ import type { CommandContext } from "./commands.ts";
 import { COMMANDS } from "./commands.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { Gather, type ScanCursor, type Session } from "./session.ts";
+import { persistenceSection, persistInfoCall } from "./persist_commands.ts";
 import { parseInt64 } from "../kv/counter.ts";
 import {
   encodePinnedHeader,
@@ -574,7 +575,8 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
   const all = wanted.size === 0 || wanted.has("all") || wanted.has("everything") ||
     wanted.has("default");
   const shards = ctx.site.shards;
-  const gather = new Gather(s, s.nextSeq(), shards + 1, (parts) => {
+  // Parts: each shard's keyspace figures, then Stats, then what is on disk.
+  const gather = new Gather(s, s.nextSeq(), shards + 2, (parts, statuses) => {
     let keys = 0, expires = 0, memory = 0, expired = 0, evicted = 0;
     for (let i = 0; i < shards; i++) {
       const v = arrayItems(parts[i]).map(intOf);
@@ -617,15 +619,11 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
         `maxmemory_human:${human(st("maxmemory"))}`,
         "maxmemory_policy:noeviction",
       ],
-      persistence: [
-        "loading:0",
-        "rdb_changes_since_last_save:0",
-        "rdb_bgsave_in_progress:0",
-        `rdb_last_save_time:${Math.floor(startedAt / 1000)}`,
-        "rdb_last_bgsave_status:ok",
-        "aof_enabled:0",
-        "aof_rewrite_in_progress:0",
-      ],
+      persistence: persistenceSection(
+        statuses[shards + 1] === 0
+          ? { ok: true, value: pb.StatsReply.decode(parts[shards + 1]) }
+          : { ok: false, status: statuses[shards + 1], message: `status ${statuses[shards + 1]}` },
+      ).slice(1),
       stats: [
         `total_connections_received:${st("connections_accepted")}`,
         `total_commands_processed:${st("requests")}`,
@@ -673,6 +671,19 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
     statsBody,
     0,
     statsBody.length,
+    0,
+    true,
+  );
+  const persist = persistInfoCall();
+  ctx.site.call(
+    ctx.conn,
+    gather,
+    persist.code,
+    shards + 1,
+    0,
+    persist.body,
+    0,
+    persist.body.length,
     0,
     true,
   );

@@ -7,6 +7,8 @@
 import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
 import { parseServeFlags, SERVE_USAGE } from "./config.ts";
 import { serve, type ShutdownReport } from "./server.ts";
+import { DataDirError } from "../persist/datadir.ts";
+import { loadLine } from "../persist/manager.ts";
 
 /**
  * The exit code after a shutdown: 1 when a resource kind is not back to
@@ -43,7 +45,20 @@ export async function main(args: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
-  const server = await serve(flags.options);
+  let server;
+  try {
+    server = await serve(flags.options);
+  } catch (e) {
+    // One line, not a stack: a bad data dir, a port in use, a shard file that fails to load.
+    console.error(
+      `evkv: ${e instanceof DataDirError ? "" : "Start server: "}${
+        e instanceof Error ? e.message : String(e)
+      }`,
+    );
+    return 1;
+  }
+  const persisted = server.persistence();
+  if (persisted) console.log(loadLine(persisted));
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
   const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;

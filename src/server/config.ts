@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
 import type { AcceptMode, ServeOptions } from "./server.ts";
 import { EVICTION_POLICIES } from "../kv/store.ts";
+import { PERSIST_MODES } from "../persist/plan.ts";
 
 /** Usage text of `deno task serve`. */
 export const SERVE_USAGE = `Usage: deno task serve [flags]
@@ -43,6 +44,11 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
                        the connection holding the most is closed (default: no limit)
   --stall-timeout MS   replace a worker that made no progress for this long while it
                        had work, 0 = never (default 3000)
+  --persist off|everysec|always
+                       off: memory only; everysec: writes reach disk in batches, a crash
+                       loses at most about the last second (default); always: a write is
+                       answered once it is committed to disk (group commit)
+  --data-dir DIR       where the SQLite files live, one per shard (default data)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
   --help               print this text
 
@@ -150,6 +156,8 @@ export function parseServeFlags(args: string[]): ServeFlags {
       eviction: { type: "string" },
       "max-client-memory": { type: "string" },
       "stall-timeout": { type: "string" },
+      persist: { type: "string" },
+      "data-dir": { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
       help: { type: "boolean" },
@@ -192,6 +200,10 @@ export function parseServeFlags(args: string[]): ServeFlags {
         maxMemory: values["max-memory"] === undefined ? undefined : parseSize(values["max-memory"]),
         eviction: oneOf("eviction", values.eviction, EVICTION_POLICIES),
       }),
+      persist: {
+        mode: oneOf("persist", values.persist, PERSIST_MODES) ?? "everysec",
+        dataDir: values["data-dir"] ?? "data",
+      },
     },
     strictLeaks: values["strict-leaks"] ?? false,
     testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,

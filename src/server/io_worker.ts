@@ -11,6 +11,12 @@ import { setImmediate } from "node:timers";
 import { Flags, Status } from "../protocol/constants.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
+import {
+  awaitDurable,
+  bindPersistence,
+  durabilityGate,
+  kickPersistence,
+} from "../persist/journal.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
 import { type CodecName, CODECS } from "./codecs.ts";
 import { ClientMemoryGuard } from "./client_memory.ts";
@@ -127,6 +133,7 @@ class IoWorker implements ConnectionOwner {
       init.limits.maxClientMemory,
     );
     if (plan.layout.mode === "inline") {
+      bindPersistence(plan.persist);
       const exec = new Executor(
         service,
         init.index,
@@ -144,6 +151,7 @@ class IoWorker implements ConnectionOwner {
         "queue",
       );
       this.#host.wakeNow = (io) => wake(this.#control, threadIndex(plan.layout, "io", io));
+      this.#host.durability = durabilityGate(init.index);
     } else {
       this.#host = null;
     }
@@ -318,6 +326,11 @@ class IoWorker implements ConnectionOwner {
       const layout = this.#plan.layout;
       for (const s of touched) wake(this.#control, shardThread(layout, s));
       touched.clear();
+    }
+    if (this.#host) {
+      // Under --persist always, no reply of this batch leaves before its write is committed.
+      kickPersistence();
+      awaitDurable();
     }
     const dirty = this.#dirty;
     for (let i = 0; i < dirty.length; i++) {

@@ -26,6 +26,7 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import type { ServiceOptions } from "./service.ts";
 import { type Stall, Watchdog } from "./watchdog.ts";
+import { Persistence, type PersistOptions, type PersistStatus } from "../persist/manager.ts";
 import {
   Control,
   createPlan,
@@ -34,6 +35,7 @@ import {
   type Mode,
   planRings,
   ringBytesFor,
+  shardCount,
   type SharedPlan,
   threadCount,
   threadIndex,
@@ -74,6 +76,8 @@ export interface ServeOptions {
   limits?: Partial<Limits>;
   /** Settings every shard's state is made with (the KV store's memory cap, say). */
   serviceOptions?: ServiceOptions;
+  /** Durability through SQLite under `dataDir`; memory only (`off`) when absent. */
+  persist?: PersistOptions;
 }
 
 /** What a finished shutdown reports. */
@@ -105,6 +109,8 @@ export interface Server {
   dump(): string;
   /** Drains and stops; resolves once every worker has exited. */
   shutdown(): Promise<ShutdownReport>;
+  /** Persistence settings and what the shards loaded at start; null when off. */
+  persistence(): PersistStatus | null;
   /** Test-only: counts one resource of `kind` that is never released. */
   leakForTest(kind: number): void;
   /**
@@ -153,6 +159,20 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const rings = planRings(plan);
   for (const r of rings) mainStats.alloc(Res.ring, r.byteLength);
   const control = new Int32Array(plan.control);
+  // Before any shard exists: the data dir is checked and locked, and shards load from it.
+  const persistence = await Persistence.start(
+    options.persist ?? {},
+    layout,
+    shardCount(layout),
+    plan.control,
+    maxBody,
+  );
+  if (persistence) plan.persist = persistence.plan;
+  /** A start that fails must not keep the data dir locked. */
+  const abandon = (e: unknown): never => {
+    void persistence?.close();
+    throw e;
+  };
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
@@ -173,7 +193,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       async (_, shard) =>
         (await WorkerHandle.start(taskUrl, `evkv-task-${shard}`, taskInit(shard))).handle,
     ),
-  );
+  ).catch(abandon);
   const ios: WorkerHandle[] = [];
   const generations: number[] = [];
   // One listening port per codec: wire v1 always, RESP when asked for.
@@ -205,7 +225,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     // The first IO worker binds first so that port 0 resolves to one port
     // that the others then join.
     generations.push(1);
-    const { handle, ready } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index));
+    const { handle, ready } = await WorkerHandle.start(ioUrl, `evkv-io-${index}`, ioInit(index))
+      .catch(abandon);
     if (accept === "reuseport") endpoints.forEach((e, i) => e.port = ready.ports![i]);
     ios.push(handle);
   }
@@ -230,7 +251,11 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     const shardLost = kind === "task" || layout.mode === "inline";
     console.error(
       `evkv: ${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
-        (shardLost ? `; the data of shard ${index} is lost` : "") +
+        (shardLost
+          ? persistence
+            ? `; shard ${index} is reloaded from ${persistence.plan.dataDir}`
+            : `; the data of shard ${index} is lost`
+          : "") +
         (kind === "io" ? `; its connections were closed` : ""),
     );
     mainStats.count(kind === "io" ? Counter.io_worker_restarts : Counter.worker_restarts);
@@ -253,6 +278,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       proxy.closeAllOf(index);
     }
     if (stopping) return;
+    // Every change the dead thread pushed reaches disk before its replacement loads.
+    if (shardLost && persistence) await persistence.flush();
     if (kind === "task") {
       // Past anything the dead thread may still read (see killWord).
       taskGenerations[index] += 2;
@@ -355,6 +382,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       return p;
     }));
     for (const h of [...tasks, ...ios]) h.stop();
+    await persistence?.close();
     proxy.closeAll();
     for (const r of rings) mainStats.free(Res.ring, r.byteLength);
     const final = snapshot(statsMemory);
@@ -367,6 +395,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     stats: () => snapshot(statsMemory),
     dump,
     shutdown: () => (shutdown ??= doShutdown()),
+    persistence: () => persistence?.status() ?? null,
     leakForTest: (kind) => mainStats.alloc(kind, 1),
     killWorker: async (kind, index) => {
       const h = kind === "io" ? ios[index] : tasks[index];

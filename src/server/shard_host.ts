@@ -9,7 +9,14 @@
  */
 import { Flags, FRAME_OVERHEAD } from "../protocol/constants.ts";
 import { Res, type StatsBlock } from "../stats/resources.ts";
-import { countError, type Executor, type Outcome, writeReplyFrame } from "./executor.ts";
+import { Status } from "../protocol/constants.ts";
+import {
+  countError,
+  errorOutcome,
+  type Executor,
+  type Outcome,
+  writeReplyFrame,
+} from "./executor.ts";
 import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
 import { Ring } from "./ring.ts";
 
@@ -24,6 +31,21 @@ interface Parked {
   code: number;
   requestId: number;
   outcome: Outcome;
+  /** With a durability gate: the change sequence this reply waits for, or NaN for none. */
+  seq: number;
+}
+
+/**
+ * How far a shard's changes have got to disk, for holding replies until
+ * their writes are committed (`--persist always`); see `src/persist/`.
+ */
+export interface ReplyGate {
+  /** Sequence number of the last change the shard pushed. */
+  pushed(): number;
+  /** Changes dealt with: committed, or failed to commit. */
+  settled(): number;
+  /** Changes committed. */
+  committed(): number;
 }
 
 /** Serves one shard's request rings. */
@@ -39,6 +61,13 @@ export class ShardHost<State> {
   #parked: Parked[] = [];
   /** Reused footprint of ring-delivered requests (they hold a task). */
   readonly #caller = { receiveBytes: 0, inPacketBytes: -1, taskBytes: 0, ringSlotBytes: 0 };
+  /**
+   * Set by the owner under `--persist always`: a reply to a request that
+   * changed the store is held (parked, with every later reply, so that
+   * order holds) until its change is committed, and becomes an error if the
+   * commit failed.
+   */
+  durability: ReplyGate | null = null;
   /** For policy "block": a private word to sleep on while a ring is full. */
   readonly #nap = new Int32Array(new SharedArrayBuffer(4));
 
@@ -108,6 +137,8 @@ export class ShardHost<State> {
       const code = codeFlags & 0xffff;
       const slotBytes = Ring.recordSize(ring.payloadLength);
       stats.alloc(Res.task, bodyLen);
+      const gate = this.durability;
+      const before = gate === null ? 0 : gate.pushed();
       const bodyAt = off + REQUEST_HEADER;
       this.#caller.receiveBytes = u32[w + Req.receiveBytes];
       this.#caller.taskBytes = bodyLen;
@@ -127,8 +158,9 @@ export class ShardHost<State> {
       if (stop === 2) return n;
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
+      const seq = gate !== null && gate.pushed() !== before ? gate.pushed() : NaN;
       if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
-        const reply = { io, conn, fanout, generation, code, requestId, outcome };
+        const reply = { io, conn, fanout, generation, code, requestId, outcome, seq };
         this.#reply(reply, ring, slotBytes);
       } else {
         this.#releaseRequest(ring, slotBytes);
@@ -160,7 +192,7 @@ export class ShardHost<State> {
    */
   #reply(reply: Parked, requestRing: Ring, slotBytes: number): void {
     this.#stats.alloc(Res.out_packet, reply.outcome.size + FRAME_OVERHEAD);
-    if (this.#parked.length > 0 && this.#policy === "queue") {
+    if (this.#parked.length > 0 || this.#held(reply)) {
       this.#park(reply, requestRing, slotBytes);
       return;
     }
@@ -233,12 +265,33 @@ export class ShardHost<State> {
     return ring;
   }
 
+  /** True while `reply` waits for its change to be committed. */
+  #held(reply: Parked): boolean {
+    const gate = this.durability;
+    if (gate === null || Number.isNaN(reply.seq)) return false;
+    if (gate.settled() - reply.seq < 0) return true;
+    if (gate.committed() - reply.seq < 0) {
+      // The change is in memory but not on disk: the client must not count on it.
+      const failed = errorOutcome(
+        Status.INTERNAL,
+        "Save change: the write could not be committed to disk; it stays in memory and is retried",
+      );
+      this.#stats.free(Res.out_packet, reply.outcome.size + FRAME_OVERHEAD);
+      this.#stats.alloc(Res.out_packet, failed.size + FRAME_OVERHEAD);
+      countError(this.#stats, failed.status);
+      reply.outcome = failed;
+    }
+    reply.seq = NaN;
+    return false;
+  }
+
   #retryParked(): number {
     if (this.#parked.length === 0) return 0;
     const parked = this.#parked;
     this.#parked = [];
     let i = 0;
     for (; i < parked.length; i++) {
+      if (this.#held(parked[i])) break;
       const ring = this.#write(parked[i]);
       if (!ring) break;
       ring.commit();

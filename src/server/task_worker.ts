@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { bindPersistence, durabilityGate, kickPersistence } from "../persist/journal.ts";
 import { snapshot, StatsBlock } from "../stats/resources.ts";
 import { Executor } from "./executor.ts";
 import type { Service, ServiceOptions } from "./service.ts";
@@ -55,6 +56,8 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const stats = new StatsBlock(plan.stats, me);
   stats.reset();
   const service = (await import(init.serviceUrl)).default as Service<unknown>;
+  // Before the state exists: the KV store loads its shard from disk as it is made.
+  bindPersistence(plan.persist);
   const exec = new Executor(
     service,
     shard,
@@ -67,6 +70,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const requests = plan.requestRings.map((row) => openRing(row[shard]));
   const replies = plan.replyRings[shard].map(openRing);
   const host = new ShardHost(exec, stats, requests, replies, "block");
+  host.durability = durabilityGate(shard);
   const ioThread = (io: number) => threadIndex(layout, "io", io);
   host.wakeNow = (io) => wake(control, ioThread(io));
   const killed = () => Atomics.load(control, killWord(me)) > init.generation;
@@ -83,6 +87,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
   for (;;) {
     const seen = Atomics.load(control, wakeWord(me));
     const done = await host.drain();
+    kickPersistence();
     const touched = host.takeTouched();
     for (const io of touched) wake(control, ioThread(io));
     touched.clear();
@@ -100,6 +105,8 @@ async function main(init: TaskWorkerInit): Promise<void> {
       idleAt = now + Math.min(next, MAX_NAP_MS);
     }
     nap = Math.max(1, Math.min(nap, idleAt - now));
+    // Replies held for a commit: the persistence worker wakes us, this is a fallback.
+    if (host.parked > 0) nap = Math.min(nap, 10);
     Atomics.wait(control, wakeWord(me), seen, nap);
   }
   scope.postMessage({ type: "stopped" });

@@ -14,6 +14,7 @@ import { createRingMemory, Ring, ringCapacityFor } from "./ring.ts";
 import { REQUEST_HEADER } from "./records.ts";
 import { FRAME_OVERHEAD } from "../protocol/constants.ts";
 import { createClientMemory } from "./client_memory.ts";
+import type { PersistPlan } from "../persist/plan.ts";
 
 /** How requests reach handlers. */
 export type Mode = "pool" | "inline";
@@ -46,6 +47,8 @@ export interface SharedPlan {
   clientMemory: SharedArrayBuffer;
   /** Progress words, one cache line per thread ({@link progressWord}). */
   progress: SharedArrayBuffer;
+  /** Change rings to the persistence worker; absent with `--persist off`. */
+  persist?: PersistPlan;
 }
 
 /** Index words in the control memory, each on its own cache line. */
