@@ -12,6 +12,7 @@ import { COMMANDS, unknownCommand, wrongArity } from "./commands.ts";
 import { checkCommand, RespProtocolError } from "./frame.ts";
 import { error } from "./reply.ts";
 import { Session } from "./session.ts";
+import { respGate } from "./auth_commands.ts";
 
 /** Command names are short ASCII: lower-cased without a TextDecoder per command. */
 function commandName(bytes: Uint8Array): string {
@@ -72,6 +73,7 @@ export const respCodec: Codec = {
     if ((command.arity > 0 && n !== command.arity) || (command.arity < 0 && n < -command.arity)) {
       return s.reply(conn, wrongArity(name));
     }
+    if (conn.auth?.restricted && !respGate(conn, s, name, args.slice(1))) return;
     command.run({ conn, site, session: s }, args.slice(1));
   },
 };

@@ -13,6 +13,7 @@ import type { MessageType } from "../server/service.ts";
 import { compileGlob } from "./glob.ts";
 import { array, bulk, error, integer, NULL_BULK, OK, simple } from "./reply.ts";
 import type { Call, Result, Session } from "./session.ts";
+import { AUTH_COMMANDS } from "./auth_commands.ts";
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -303,6 +304,7 @@ export const COMMANDS: Record<string, Command> = {
       ctx.conn.closeWhenDone = true;
     },
   },
+  ...AUTH_COMMANDS,
 };
 
 /** The reply to a command that does not exist, worded as Redis words it. */

@@ -7,6 +7,7 @@
 import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
 import { parseServeFlags, SERVE_USAGE } from "./config.ts";
 import { serve } from "./server.ts";
+import { loadSecurity } from "../auth/load.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -22,7 +23,14 @@ export async function main(args: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
-  const server = await serve(flags.options);
+  let server;
+  try {
+    server = await serve({ ...flags.options, ...loadSecurity(flags.security) });
+  } catch (e) {
+    // One line saying what to fix (protected mode, a missing file, a bad ACL rule).
+    console.error(`evkv: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
   const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;

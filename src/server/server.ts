@@ -23,6 +23,9 @@ import { WorkerHandle } from "./supervisor.ts";
 import { SocketProxy } from "./main_accept.ts";
 import type { CodecName } from "./codecs.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
+import { type AuthOptions, buildAuthConfig } from "../auth/acl.ts";
+import { checkProtectedMode } from "../auth/protected_mode.ts";
+import { listenTls, type TlsOptions } from "../auth/tls.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import {
   Control,
@@ -70,6 +73,15 @@ export interface ServeOptions {
   respPort?: number;
   /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
+  /** The default user's password and ACL users (README, Security). Default: none, open. */
+  auth?: AuthOptions;
+  /** Speak TLS only, on every port. Default: plain TCP. */
+  tls?: TlsOptions;
+  /**
+   * Refuse to listen beyond loopback with no password and no ACL file
+   * (Redis's protected mode). Default true.
+   */
+  protectedMode?: boolean;
 }
 
 /** What a finished shutdown reports. */
@@ -137,6 +149,16 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   }
   const accept = options.accept ?? "reuseport";
   const hostname = options.host ?? "127.0.0.1";
+  const authOptions = options.auth ?? {};
+  const configured = authOptions.password !== undefined || authOptions.acl !== undefined;
+  checkProtectedMode(hostname, configured, options.protectedMode ?? true);
+  const auth = buildAuthConfig(authOptions);
+  const tls = options.tls;
+  if (tls?.clientAuth && (!tls.ca || accept === "main")) {
+    throw new RangeError(
+      "Start server: TLS client authentication needs a CA (--tls-ca) and --accept reuseport",
+    );
+  }
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
   const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -170,7 +192,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const listeners: { listener: Deno.Listener; codec: CodecName }[] = [];
   if (accept === "main") {
     for (const e of endpoints) {
-      const listener = Deno.listen({ hostname, port: e.port });
+      const listener = tls
+        ? listenTls(hostname, e.port, tls, false)
+        : Deno.listen({ hostname, port: e.port });
       e.port = (listener.addr as Deno.NetAddr).port;
       listeners.push({ listener, codec: e.codec });
     }
@@ -185,6 +209,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     listen: accept === "reuseport"
       ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
       : [],
+    auth,
+    tls,
   });
   for (let index = 0; index < layout.ioThreads; index++) {
     // The first IO worker binds first so that port 0 resolves to one port

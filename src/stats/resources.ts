@@ -67,6 +67,7 @@ export const COUNTER_NAMES = [
   "reads_paused",
   "turns_yielded",
   "bad_preambles",
+  "auth_failures",
   // One per non-OK status of STATUS_NAMES, in code order (checked below).
   "errors.BAD_REQUEST",
   "errors.CRC_MISMATCH",
