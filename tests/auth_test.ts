@@ -19,17 +19,6 @@ import {
   withServer,
 } from "./support.ts";
 
-/** The ACL file of these tests: an admin, a read-only user on app:*, a disabled one. */
-export const ACL = [
-  "# comments and blank lines are skipped",
-  "",
-  "user default on >default-pw ~* +@all",
-  "user admin on >admin-pw allkeys +@all",
-  "user reader on >reader-pw ~app:* resetchannels -@all +@read",
-  "user writer on >writer-pw ~app:* -@all +@write +@read",
-  "user gone off >gone-pw ~* +@all",
-].join("\n");
-
 const auth = (user: string, password: string) =>
   pb.AuthRequest.encode({ user, password: utf8(password) }).finish();
 const get = (key: string) => pb.GetRequest.encode({ key: utf8(key) }).finish();

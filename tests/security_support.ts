@@ -143,3 +143,14 @@ export async function redisScript(port: number, lines: string[], args: string[] 
   const r = await redisCli(port, args, lines.join("\n") + "\n");
   return r.out.split(/\n+/).map((l) => l.trim());
 }
+
+/** The ACL file of these tests: an admin, a read-only user on app:*, a disabled one. */
+export const ACL = [
+  "# comments and blank lines are skipped",
+  "",
+  "user default on >default-pw ~* +@all",
+  "user admin on >admin-pw allkeys +@all",
+  "user reader on >reader-pw ~app:* resetchannels -@all +@read",
+  "user writer on >writer-pw ~app:* -@all +@write +@read",
+  "user gone off >gone-pw ~* +@all",
+].join("\n");
