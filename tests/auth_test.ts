@@ -11,6 +11,7 @@ import { compileKeyPattern } from "../src/auth/glob.ts";
 import { digests, passwordMatches, sha256Hex } from "../src/auth/password.ts";
 import { checkProtectedMode, isLoopback } from "../src/auth/protected_mode.ts";
 import { serve, type ServeOptions } from "../mod.ts";
+import { ACL } from "./security_support.ts";
 import {
   LAYOUTS,
   RawClient,
