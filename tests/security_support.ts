@@ -44,9 +44,22 @@ function openssl(dir: string, args: string[]): void {
   assert.ok(out.success, `openssl ${args[0]} failed: ${text(out.stderr)}`);
 }
 
-/** Makes fresh certificates in a temporary directory (remove `dir` when done). */
+/** Runs `sh -c script`; the test task has no write permission, its children do. */
+function sh(script: string): string {
+  const out = new Deno.Command("sh", { args: ["-c", script], stdout: "piped", stderr: "piped" })
+    .outputSync();
+  assert.ok(out.success, `sh ${script} failed: ${text(out.stderr)}`);
+  return text(out.stdout).trim();
+}
+
+/** Removes a directory made by {@link makeCerts}. */
+export function removeCerts(c: TestCerts): void {
+  sh(`rm -rf '${c.dir}'`);
+}
+
+/** Makes fresh certificates in a temporary directory (remove it with {@link removeCerts}). */
 export function makeCerts(): TestCerts {
-  const dir = Deno.makeTempDirSync({ prefix: "evkv-certs-" });
+  const dir = sh("mktemp -d -t evkv-certs-XXXXXX");
   const subj = (cn: string) => ["-subj", `/CN=${cn}`];
   for (const ca of ["ca", "other-ca"]) {
     openssl(dir, [
@@ -64,10 +77,9 @@ export function makeCerts(): TestCerts {
       ...subj(`evkv test ${ca}`),
     ]);
   }
-  Deno.writeTextFileSync(`${dir}/server.ext`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-  Deno.writeTextFileSync(
-    `${dir}/client.ext`,
-    "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+  sh(`cd '${dir}' && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext`);
+  sh(
+    `cd '${dir}' && printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' > client.ext`,
   );
   for (const who of ["server", "client"]) {
     openssl(dir, [

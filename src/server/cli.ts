@@ -24,8 +24,10 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   let server;
+  let security;
   try {
-    server = await serve({ ...flags.options, ...loadSecurity(flags.security) });
+    security = loadSecurity(flags.security);
+    server = await serve({ ...flags.options, ...security });
   } catch (e) {
     // One line saying what to fix (protected mode, a missing file, a bad ACL rule).
     console.error(`evkv: ${e instanceof Error ? e.message : String(e)}`);
@@ -37,7 +39,8 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `evkv listening on ${server.addr.hostname}:${server.addr.port}${resp} ` +
       `(pid ${Deno.pid}, mode ${mode}, accept ${o.accept ?? "reuseport"}, ` +
-      `io workers ${ioThreads}, task workers ${taskThreads})`,
+      `io workers ${ioThreads}, task workers ${taskThreads}` +
+      `${security.tls ? ", TLS only" : ""}${server.authRequired ? ", auth required" : ""})`,
   );
   if (flags.testLeak) {
     // Test-only: proves that the exit check reports a kind left held.

@@ -107,6 +107,8 @@ export interface Server {
   };
   /** Thread layout. */
   readonly layout: Layout;
+  /** True when connections must authenticate (a password, or an ACL file that closes the default user). */
+  readonly authRequired: boolean;
   /** Sums every thread's counters now. */
   stats(): StatsSnapshot;
   /** The resource table now (what SIGUSR2 prints). */
@@ -330,6 +332,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   return {
     addr: { hostname, port, respPort },
     layout,
+    authRequired: auth.required,
     stats: () => snapshot(statsMemory),
     dump,
     shutdown: () => (shutdown ??= doShutdown()),
