@@ -94,15 +94,18 @@ export class Guard {
   readonly users: ReadonlyMap<string, AuthUser>;
   /** Connections start unauthenticated (false: as the default user). */
   readonly required: boolean;
-  /** Delay per failure so far, ms. */
+  /** Delay per failure so far, ms; 0 when no user has a password (nothing to guess). */
   readonly failureDelayMs: number;
+  /** Some user has a password: failures are worth a log line. */
+  readonly guarded: boolean;
   readonly #stats: StatsBlock;
 
   /** Builds the users of `config`; `stats` counts failures and delay timers. */
   constructor(config: AuthConfig, stats: StatsBlock) {
     this.users = new Map(config.users.map((u) => [u.name, new AuthUser(u)]));
     this.required = config.required;
-    this.failureDelayMs = config.failureDelayMs;
+    this.guarded = config.users.some((u) => u.hashes.length > 0);
+    this.failureDelayMs = this.guarded ? config.failureDelayMs : 0;
     this.#stats = stats;
   }
 
@@ -172,9 +175,13 @@ export class ConnAuth {
     g.stats.count(Counter.auth_failures);
     const who = g.users.has(name) ? `user '${name}'` : "an unknown user";
     const delay = g.failureDelayMs * Math.min(this.failures, MAX_DELAY_STEPS);
+    // With no password anywhere there is nothing to guess: count, but keep the log quiet.
+    if (!g.guarded) return;
     console.error(
       `evkv: authentication failed for ${who} from ${this.#conn.info.remote} ` +
-        `(failure ${this.failures} on this connection; its next request waits ${delay} ms)`,
+        `(failure ${this.failures} on this connection${
+          delay > 0 ? `; its next request waits ${delay} ms` : ""
+        })`,
     );
     if (delay <= 0) return;
     this.#clearTimer();
