@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/client/bench.ts";
 import { type ChartRow, renderChart } from "./svg.ts";
 import { latencyNs } from "./cache_probe.ts";
+import { tlsComparison } from "./tls.ts";
 import {
   freePort,
   have,
@@ -705,6 +706,8 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const { runs: resp, note: respNote } = await respComparison(failures);
+  // TLS against plain TCP, same build, alternating rounds (bench/tls.ts).
+  const tlsSection = await tlsComparison(seconds, values.quick ? 1 : 3, failures);
   const cacheAfter = cacheReach();
   const totalS = (performance.now() - began) / 1000;
   // Runs go server by server; tables and chart read better scenario by scenario.
@@ -738,8 +741,8 @@ async function main(args: string[]): Promise<number> {
     resp,
     respNote,
   );
-  await Deno.writeTextFile(`${base}.md`, md);
-  console.log(md);
+  await Deno.writeTextFile(`${base}.md`, md + tlsSection);
+  console.log(md + tlsSection);
   console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);
   const bad = failures.length > 0 || exits.some((e) => e.code !== 0 || e.killed) ||
     rows.some((r) => r.result.ops === 0 || Object.keys(r.result.errors).length > 0);
