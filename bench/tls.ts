@@ -166,7 +166,9 @@ export async function pairedRounds(
     console.error(
       `  round ${r + 1}: ${a.name} ${Math.round(ops[0])} ops/s, ${b.name} ${
         Math.round(ops[1])
-      } ops/s, ratio ${(ops[1] / ops[0]).toFixed(3)}`,
+      } ops/s, ratio ${(ops[1] / ops[0]).toFixed(3)}, errors ${
+        JSON.stringify([res.get(a)!.errors, res.get(b)!.errors])
+      }`,
     );
   }
   return out;
