@@ -18,7 +18,16 @@
 import { CATEGORIES, COMMAND_TABLE } from "./commands.ts";
 import { isSha256Hex, sha256Hex } from "./password.ts";
 
-/** One user, ready to send to a worker: no clear-text password in it. */
+/**
+ * One user, ready to send to a worker: no clear-text password in it.
+ *
+ * @example
+ * ```ts
+ * import { parseAclFile, type UserSpec } from "@evkv/evkv";
+ * const u: UserSpec = parseAclFile("user bob on >pw ~app:* +@read", "inline").get("bob")!;
+ * console.log(u.hashes.length); // 1
+ * ```
+ */
 export interface UserSpec {
   /** User name. */
   name: string;
@@ -180,7 +189,16 @@ export function parseAclFile(text: string, source: string): Map<string, UserSpec
   return users;
 }
 
-/** The whole user configuration of a server. */
+/**
+ * The whole user configuration of a server, as IO workers receive it.
+ *
+ * @example
+ * ```ts
+ * import { type AuthConfig, buildAuthConfig } from "@evkv/evkv";
+ * const c: AuthConfig = buildAuthConfig({ password: "pw" });
+ * console.log(c.required); // true
+ * ```
+ */
 export interface AuthConfig {
   /** Every user, `default` included. */
   users: UserSpec[];
@@ -190,7 +208,16 @@ export interface AuthConfig {
   failureDelayMs: number;
 }
 
-/** Options of {@link buildAuthConfig}. */
+/**
+ * Who may connect: options of {@link buildAuthConfig} and of `serve({ auth })`.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "@evkv/evkv";
+ * const server = await serve({ port: 0, auth: { acl: "user app on >pw ~app:* +@all" } });
+ * await server.shutdown();
+ * ```
+ */
 export interface AuthOptions {
   /** The default user's password (`--password-file`), as Redis's `requirepass`. */
   password?: string;

@@ -7,10 +7,27 @@
  */
 import type { ServeOptions } from "../server/server.ts";
 
-/** The environment variable that may hold the default user's password. */
+/**
+ * The environment variable that may hold the default user's password.
+ *
+ * @example
+ * ```ts
+ * import { PASSWORD_ENV } from "@evkv/evkv";
+ * console.log(PASSWORD_ENV); // "EVKV_PASSWORD"
+ * ```
+ */
 export const PASSWORD_ENV = "EVKV_PASSWORD";
 
-/** Security flags as given (file names, not contents). */
+/**
+ * Security flags as given (file names, not contents).
+ *
+ * @example
+ * ```ts
+ * import { loadSecurity, type SecurityFlags } from "@evkv/evkv";
+ * const flags: SecurityFlags = { protectedMode: true };
+ * loadSecurity(flags).protectedMode; // true
+ * ```
+ */
 export interface SecurityFlags {
   /** `--password-file FILE`. */
   passwordFile?: string;
@@ -36,7 +53,15 @@ function readFile(what: string, path: string): string {
   }
 }
 
-/** A password file's content without its final line break (editors add one). */
+/**
+ * A password file's content without its final line break (editors add one).
+ *
+ * @example
+ * ```ts
+ * import { passwordFromFile } from "./load.ts";
+ * passwordFromFile("s3cret\n"); // "s3cret"
+ * ```
+ */
 export function passwordFromFile(text: string): string {
   return text.replace(/\r?\n$/, "");
 }

@@ -10,7 +10,18 @@
 import tls from "node:tls";
 import type { Transport } from "../server/transport.ts";
 
-/** TLS settings of a server: PEM text, not file names. */
+/**
+ * TLS settings of a server (`serve({ tls })`): PEM text, not file names.
+ *
+ * @example
+ * ```ts
+ * import type { TlsOptions } from "@evkv/evkv";
+ * const tls: TlsOptions = {
+ *   cert: Deno.readTextFileSync("server.crt"),
+ *   key: Deno.readTextFileSync("server.key"),
+ * };
+ * ```
+ */
 export interface TlsOptions {
   /** Certificate chain (PEM). */
   cert: string;
