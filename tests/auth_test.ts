@@ -13,6 +13,7 @@ import { checkProtectedMode, isLoopback } from "../src/auth/protected_mode.ts";
 import { serve, type ServeOptions } from "../mod.ts";
 import { ACL } from "./security_support.ts";
 import {
+  ECHO_SERVICE,
   LAYOUTS,
   RawClient,
   type RawClient as RawClientType,
@@ -309,5 +310,17 @@ Deno.test("connect({ user, password }) authenticates each connection it makes", 
     );
     assert.equal(await plain.auth("", "default-pw"), "default");
     assert.ok(await plain.get("app:1"));
+  });
+});
+
+Deno.test("another service gets no guard unless auth is configured for it", async () => {
+  await withServer({ service: ECHO_SERVICE }, async (server) => {
+    using c = await RawClient.connect(server);
+    await expectStatus(c, KvMethod.Auth, auth("", ""), Status.UNKNOWN_METHOD);
+  });
+  await withServer({ service: ECHO_SERVICE, auth: { password: "pw" } }, async (server) => {
+    using c = await RawClient.connect(server);
+    await expectStatus(c, 2, new Uint8Array(0), Status.UNAUTHENTICATED);
+    await expectStatus(c, KvMethod.Auth, auth("", "pw"), Status.OK);
   });
 });

@@ -124,6 +124,9 @@ export interface Server {
   killWorker(kind: "io" | "task", index: number): Promise<void>;
 }
 
+/** The KV service's module, the default service. */
+const KV_URL = String(new URL("../kv/service.ts", import.meta.url));
+
 const cores = () => Math.max(1, navigator.hardwareConcurrency || 1);
 
 /**
@@ -164,7 +167,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
   const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const serviceUrl = String(options.service ?? new URL("../kv/service.ts", import.meta.url));
+  const serviceUrl = String(options.service ?? KV_URL);
   const statsMemory = createStatsMemory(threadCount(layout));
   const mainStats = new StatsBlock(statsMemory, threadIndex(layout, "main"));
   const ringBytes = ringBytesFor(maxBody, options.ringBytes ?? 1024 * 1024);
@@ -211,7 +214,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     listen: accept === "reuseport"
       ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
       : [],
-    auth,
+    // The guard's method table is the KV service's: another service gets one only when asked.
+    auth: serviceUrl === KV_URL || options.auth !== undefined ? auth : undefined,
     tls,
   });
   for (let index = 0; index < layout.ioThreads; index++) {
