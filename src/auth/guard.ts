@@ -24,6 +24,8 @@ import { digests, passwordMatches } from "./password.ts";
 
 /** Failures past this many on one connection do not lengthen its delay further. */
 const MAX_DELAY_STEPS = 10;
+/** Log lines about failures per IO worker per second; the rest are summed up in one line. */
+const MAX_LOG_LINES_PER_SECOND = 10;
 
 /** A user, compiled for fast checks. */
 export class AuthUser {
@@ -99,6 +101,9 @@ export class Guard {
   /** Some user has a password: failures are worth a log line. */
   readonly guarded: boolean;
   readonly #stats: StatsBlock;
+  #logWindowAt = 0;
+  #logged = 0;
+  #unlogged = 0;
 
   /** Builds the users of `config`; `stats` counts failures and delay timers. */
   constructor(config: AuthConfig, stats: StatsBlock) {
@@ -127,6 +132,29 @@ export class Guard {
       return null;
     }
     return u.accepts(password, anyPassword) ? u : null;
+  }
+
+  /**
+   * Logs a failure line, at most {@link MAX_LOG_LINES_PER_SECOND} a second
+   * (many connections guessing at once must not flood the log); the lines
+   * left out are counted in the next one.
+   */
+  log(line: string): void {
+    const now = Date.now();
+    if (now - this.#logWindowAt >= 1000) {
+      if (this.#unlogged > 0) {
+        console.error(
+          `evkv: ${this.#unlogged} more authentication failures were not logged (auth_failures counts all)`,
+        );
+      }
+      this.#logWindowAt = now;
+      this.#logged = 0;
+      this.#unlogged = 0;
+    }
+    if (this.#logged < MAX_LOG_LINES_PER_SECOND) {
+      this.#logged++;
+      console.error(line);
+    } else this.#unlogged++;
   }
 
   /** The stats block failures are counted in. */
@@ -177,7 +205,7 @@ export class ConnAuth {
     const delay = g.failureDelayMs * Math.min(this.failures, MAX_DELAY_STEPS);
     // With no password anywhere there is nothing to guess: count, but keep the log quiet.
     if (!g.guarded) return;
-    console.error(
+    g.log(
       `evkv: authentication failed for ${who} from ${this.#conn.info.remote} ` +
         `(failure ${this.failures} on this connection${
           delay > 0 ? `; its next request waits ${delay} ms` : ""
