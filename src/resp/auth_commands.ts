@@ -151,7 +151,22 @@ export function respAuthenticate(
   return null;
 }
 
-/** True when `conn` has authenticated or needs not (for HELLO without AUTH). */
+/** Redis's reply to HELLO without AUTH on a connection that has not authenticated. */
+export const HELLO_NOAUTH: Uint8Array = error(
+  "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH " +
+    "<user> <pass> option can be used to authenticate the client and select the RESP protocol " +
+    "version at the same time",
+);
+
+/**
+ * True when `conn` has authenticated or needs not. HELLO without AUTH
+ * answers {@link HELLO_NOAUTH} when this is false.
+ *
+ * @example
+ * ```ts
+ * // In HELLO: if (!auth && !respAuthenticated(conn)) return session.reply(conn, HELLO_NOAUTH);
+ * ```
+ */
 export function respAuthenticated(conn: Connection): boolean {
   return conn.auth === null || conn.auth.user !== null;
 }
