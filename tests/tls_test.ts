@@ -147,3 +147,25 @@ Deno.test({
       },
     ),
 });
+
+Deno.test({
+  name: "TLS: every IO worker listens on the port itself (SO_REUSEPORT) and gets connections",
+  ignore: NO_OPENSSL,
+  fn: () =>
+    withServer({ ...LAYOUTS[0].options, tls: tlsOptions() }, async (server) => {
+      const tls = { caCerts: [getCerts().ca] };
+      // 16 connections all landing on one of two workers by chance: about 1 in 30,000.
+      const clients = await Promise.all(
+        Array.from({ length: 16 }, () => connect({ port: server.addr.port, tls })),
+      );
+      try {
+        await Promise.all(clients.map((c) => c.ping()));
+        const perWorker = [...server.dump().matchAll(/io worker (\d+): connections (\d+)/g)]
+          .map((m) => Number(m[2]));
+        assert.equal(perWorker.length, 2);
+        assert.ok(perWorker.every((n) => n > 0), `connections per IO worker: ${perWorker}`);
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+    }),
+});
