@@ -40,6 +40,26 @@ export interface PairedRound {
   ops: [number, number];
   /** b / a. */
   ratio: number;
+  /** Server CPU time (user + system) per request in µs, side a then b; NaN where unknown. */
+  cpuUs: [number, number];
+}
+
+/** One side's run: the load generator's result and the server's CPU time per request. */
+interface SideRun {
+  result: BenchResult;
+  cpuUs: number;
+}
+
+/** User + system CPU seconds of process `pid` so far (Linux /proc), or NaN. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 a second).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 /** Certificates made for one run, in a temporary directory. */
@@ -116,7 +136,7 @@ async function startServer(side: Side): Promise<{ child: Deno.ChildProcess; port
   return { child, port: Number(/listening on [^:]+:(\d+)/.exec(seen)![1]) };
 }
 
-async function measureSide(side: Side, seconds: number): Promise<BenchResult> {
+async function measureSide(side: Side, seconds: number): Promise<SideRun> {
   const s = await startServer(side);
   try {
     const ca = side.ca === undefined ? undefined : [Deno.readTextFileSync(side.ca)];
@@ -133,7 +153,10 @@ async function measureSide(side: Side, seconds: number): Promise<BenchResult> {
         tlsCaCerts: ca,
       });
     await run(0.5);
-    return await run(seconds);
+    const cpu0 = cpuSeconds(s.child.pid);
+    const result = await run(seconds);
+    const cpuUs = (cpuSeconds(s.child.pid) - cpu0) * 1e6 / (result.ops || 1);
+    return { result, cpuUs };
   } finally {
     s.child.kill("SIGTERM");
     await s.child.status;
@@ -159,16 +182,18 @@ export async function pairedRounds(
   const out: PairedRound[] = [];
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? [a, b] : [b, a];
-    const res = new Map<Side, BenchResult>();
+    const res = new Map<Side, SideRun>();
     for (const side of order) res.set(side, await measureSide(side, seconds));
-    const ops: [number, number] = [res.get(a)!.opsPerSec, res.get(b)!.opsPerSec];
-    out.push({ ops, ratio: ops[1] / ops[0] });
+    const ra = res.get(a)!;
+    const rb = res.get(b)!;
+    const ops: [number, number] = [ra.result.opsPerSec, rb.result.opsPerSec];
+    out.push({ ops, ratio: ops[1] / ops[0], cpuUs: [ra.cpuUs, rb.cpuUs] });
     console.error(
       `  round ${r + 1}: ${a.name} ${Math.round(ops[0])} ops/s, ${b.name} ${
         Math.round(ops[1])
-      } ops/s, ratio ${(ops[1] / ops[0]).toFixed(3)}, errors ${
-        JSON.stringify([res.get(a)!.errors, res.get(b)!.errors])
-      }`,
+      } ops/s, ratio ${(ops[1] / ops[0]).toFixed(3)}, server CPU µs/request ${
+        ra.cpuUs.toFixed(3)
+      } / ${rb.cpuUs.toFixed(3)}, errors ${JSON.stringify([ra.result.errors, rb.result.errors])}`,
     );
   }
   return out;
@@ -189,15 +214,20 @@ export function renderPaired(title: string, a: Side, b: Side, rounds: PairedRoun
     `50 connections, pipeline 16, Get:Put 9:1 over 10,000 keys of 100 B, inline mode with 1 IO ` +
     `worker; ${rounds.length} rounds, alternating which side goes first.`,
     "",
-    `| round | ${a.name} ops/s | ${b.name} ops/s | ${b.name} / ${a.name} |`,
-    "| ----: | ---: | ---: | ---: |",
+    `| round | ${a.name} ops/s | ${b.name} ops/s | ${b.name} / ${a.name} | server CPU µs per ` +
+    `request, ${a.name} | ${b.name} | ${b.name} / ${a.name} |`,
+    "| ----: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rounds.map((r, i) =>
       `| ${i + 1} | ${Math.round(r.ops[0]).toLocaleString("en-US")} | ${
         Math.round(r.ops[1]).toLocaleString("en-US")
-      } | ${r.ratio.toFixed(3)} |`
+      } | ${r.ratio.toFixed(3)} | ${r.cpuUs[0].toFixed(3)} | ${r.cpuUs[1].toFixed(3)} | ${
+        (r.cpuUs[1] / r.cpuUs[0]).toFixed(3)
+      } |`
     ),
     "",
-    `Median ratio: **${median(rounds.map((r) => r.ratio)).toFixed(3)}**.`,
+    `Median ratios: throughput **${median(rounds.map((r) => r.ratio)).toFixed(3)}**, server CPU ` +
+    `per request **${median(rounds.map((r) => r.cpuUs[1] / r.cpuUs[0])).toFixed(3)}** (CPU time ` +
+    "per request moves less with the VM's noise than throughput does).",
     "",
   ];
   return lines.join("\n");
