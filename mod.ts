@@ -120,6 +120,15 @@ export {
   withoutCaller,
 } from "./src/stats/resources.ts";
 export { type CounterRow, formatDump, type IoSummary, statsRows } from "./src/stats/report.ts";
+export {
+  type AuthConfig,
+  type AuthOptions,
+  buildAuthConfig,
+  parseAclFile,
+  type UserSpec,
+} from "./src/auth/acl.ts";
+export type { TlsOptions } from "./src/auth/tls.ts";
+export { loadSecurity, PASSWORD_ENV, type SecurityFlags } from "./src/auth/load.ts";
 export { hashBytes, keyShard } from "./src/kv/route.ts";
 export { MAX_KEY_BYTES, MAX_SCAN_LIMIT, mergeScan } from "./src/kv/service.ts";
 export {

@@ -31,6 +31,7 @@ import {
 } from "./scale.ts";
 import { latencyNs } from "./cache_probe.ts";
 import { persistBench } from "./persist.ts";
+import { tlsComparison } from "./tls.ts";
 import {
   freePort,
   have,
@@ -772,6 +773,8 @@ async function main(args: string[]): Promise<number> {
     ? { md: "", failures: [] }
     : await persistBench(seconds, values.quick ? 1 : 3);
   failures.push(...persist.failures);
+  // TLS against plain TCP, same build, alternating rounds (bench/tls.ts).
+  const tlsSection = scaleOnly ? "" : await tlsComparison(seconds, values.quick ? 1 : 3, failures);
   const cacheAfter = cacheReach();
   const totalS = (performance.now() - began) / 1000;
   // Runs go server by server; tables and chart read better scenario by scenario.
@@ -817,7 +820,7 @@ async function main(args: string[]): Promise<number> {
   }
   const report = scaleOnly
     ? `# evkv scale benchmark, ${stamp}\n\n${scaleMd}`
-    : `${md}${memtier.markdown}\n${persist.md}\n${scaleMd}`;
+    : `${md}${memtier.markdown}${tlsSection}\n${persist.md}\n${scaleMd}`;
   await Deno.writeTextFile(`${base}.md`, report);
   console.log(scaleOnly ? scaleMd : report);
   console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);

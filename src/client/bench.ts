@@ -57,6 +57,8 @@ export interface BenchOptions {
   stallMs?: number;
   /** Called about every 250 ms in the timed phase with OK replies so far and seconds elapsed. */
   onProgress?: (ok: number, elapsedS: number) => void;
+  /** Speak TLS, trusting these CA certificates (PEM). Default: plain TCP. */
+  tlsCaCerts?: string[];
 }
 
 /** Latency percentiles, in milliseconds (µs resolution). */
@@ -199,6 +201,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     fillOffset: i,
     stallMs,
     seed: (0x9e3779b9 * (i + 1)) >>> 0,
+    tlsCaCerts: opts.tlsCaCerts,
   }));
 
   let results: ShareResult[];
@@ -416,6 +419,7 @@ Options:
   --value-size BYTES   Bytes per value (default 100)
   --no-fill            Skip the fill (the keys are already there)
   --threads N          Worker threads generating the load; 0 = this thread (default 1)
+  --tls --ca FILE      Speak TLS, trusting the CA certificate in FILE (PEM)
   --json               Print one JSON object instead of the report
   -h, --help           Print this help`;
 
@@ -507,6 +511,8 @@ export async function benchMain(args: string[]): Promise<number> {
         "value-size": { type: "string" },
         "no-fill": { type: "boolean" },
         threads: { type: "string" },
+        tls: { type: "boolean" },
+        ca: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -534,6 +540,7 @@ export async function benchMain(args: string[]): Promise<number> {
       valueSize: intFlag("--value-size", v["value-size"], 0),
       fill: v["no-fill"] !== true,
       threads: intFlag("--threads", v.threads, 0),
+      tlsCaCerts: v.tls || v.ca ? (v.ca ? [Deno.readTextFileSync(v.ca)] : []) : undefined,
     };
     json = v.json === true;
   } catch (err) {

@@ -81,6 +81,8 @@ export interface ShareConfig {
   stallMs: number;
   /** Seed of this share's random choices. */
   seed: number;
+  /** Speak TLS, trusting these CA certificates (PEM); absent: plain TCP. */
+  tlsCaCerts?: string[];
 }
 
 /** What one share reports at the end. */
@@ -379,7 +381,7 @@ class Tally {
  * uses of a slot and a late or foreign reply cannot be taken for a live one.
  */
 class BenchConn {
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.Conn;
   #buf = new Uint8Array(64 * 1024);
   #sentAt = new Float64Array(0);
   #gen = new Uint16Array(0);
@@ -390,7 +392,7 @@ class BenchConn {
   #broken = false;
   #writeChain: Promise<void> = Promise.resolve();
 
-  constructor(conn: Deno.TcpConn) {
+  constructor(conn: Deno.Conn) {
     this.#conn = conn;
   }
 
@@ -641,6 +643,16 @@ export async function prepareShare(
   const conns: BenchConn[] = [];
   try {
     for (let i = 0; i < cfg.connections; i++) {
+      if (cfg.tlsCaCerts) {
+        const tls = await Deno.connectTls({
+          hostname: cfg.host,
+          port: cfg.port,
+          caCerts: cfg.tlsCaCerts.length > 0 ? cfg.tlsCaCerts : undefined,
+        });
+        await tls.handshake();
+        conns.push(new BenchConn(tls));
+        continue;
+      }
       const conn = await Deno.connect({ hostname: cfg.host, port: cfg.port, transport: "tcp" });
       // Pipeline depth 1 is a latency test: Nagle would hold every request.
       conn.setNoDelay(true);

@@ -57,6 +57,10 @@ Options:
   --port PORT      Server port (default ${DEFAULT_PORT})
   --timeout MS     Per-call timeout in ms, 0 for none (default ${DEFAULT_TIMEOUT_MS})
   --json           Print one JSON object; byte strings also as base64
+  --user USER      Authenticate as USER (default: the default user, when a password is given)
+  --password-file FILE
+                   Authenticate with the password in FILE (its final line break is ignored)
+  --tls            Speak TLS; --ca FILE trusts that CA (PEM) instead of the system's
   -h, --help       Print this help
 
 Keys and values are UTF-8 text. Put "--" before a KEY or VALUE that starts with "-".
@@ -78,6 +82,8 @@ interface Invocation {
   timeoutMs: number;
   json: boolean;
   command: Command;
+  /** --user, --password-file, --tls, --ca. */
+  security: { user?: string; passwordFile?: string; tls: boolean; ca?: string };
 }
 
 class UsageError extends Error {}
@@ -125,7 +131,19 @@ export async function main(args: string[]): Promise<number> {
 
   let client: Client;
   try {
-    client = await connect({ host: inv.host, port: inv.port, timeoutMs: inv.timeoutMs });
+    const sec = inv.security;
+    const password = sec.passwordFile === undefined
+      ? undefined
+      : Deno.readTextFileSync(sec.passwordFile).replace(/\r?\n$/, "");
+    const caCerts = sec.ca === undefined ? undefined : [Deno.readTextFileSync(sec.ca)];
+    client = await connect({
+      host: inv.host,
+      port: inv.port,
+      timeoutMs: inv.timeoutMs,
+      user: sec.user,
+      password,
+      tls: sec.tls || caCerts !== undefined ? { caCerts } : false,
+    });
   } catch (err) {
     console.error(`Connect to ${inv.host}:${inv.port} failed: ${describe(err)}`);
     return 1;
@@ -156,6 +174,10 @@ function parseInvocation(args: string[]): Invocation | "help" {
         ttl: { type: "string" },
         limit: { type: "string" },
         "start-after": { type: "string" },
+        user: { type: "string" },
+        "password-file": { type: "string" },
+        tls: { type: "boolean" },
+        ca: { type: "string" },
       },
     });
   } catch (err) {
@@ -238,6 +260,7 @@ function parseInvocation(args: string[]): Invocation | "help" {
     timeoutMs: uint("--timeout", v.timeout ?? String(DEFAULT_TIMEOUT_MS), 0, U32_MAX),
     json: v.json === true,
     command,
+    security: { user: v.user, passwordFile: v["password-file"], tls: v.tls === true, ca: v.ca },
   };
 }
 

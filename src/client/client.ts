@@ -112,6 +112,41 @@ export interface ConnectOptions {
    * over it breaks the connection. Default 4 MiB, the server's default.
    */
   maxBody?: number;
+  /**
+   * User to authenticate as (wire v1 `Auth`) on every connect; default the
+   * server's default user when {@link password} is set.
+   */
+  user?: string;
+  /** Password to authenticate with on every connect; nothing is sent without it or {@link user}. */
+  password?: string | Uint8Array;
+  /**
+   * Speak TLS: `true` trusts the system's CAs; an object can name the CA
+   * certificates (PEM), the name to verify the server against, and a client
+   * certificate for servers that require one.
+   */
+  tls?: boolean | TlsClientOptions;
+}
+
+/**
+ * TLS settings of {@link ConnectOptions.tls}.
+ *
+ * @example
+ * ```ts
+ * import { connect, type TlsClientOptions } from "@evkv/evkv/client";
+ * const tls: TlsClientOptions = { caCerts: [Deno.readTextFileSync("ca.pem")] };
+ * const client = await connect({ port: 7379, tls });
+ * await client.close();
+ * ```
+ */
+export interface TlsClientOptions {
+  /** CA certificates (PEM) to trust instead of the system's. */
+  caCerts?: string[];
+  /** Name the server's certificate must carry; default the host. */
+  serverName?: string;
+  /** Client certificate chain (PEM), with {@link key}. */
+  cert?: string;
+  /** Client private key (PEM), with {@link cert}. */
+  key?: string;
 }
 
 /**
@@ -573,6 +608,31 @@ export class Client implements AsyncDisposable {
   }
 
   /**
+   * Authenticates this connection as `user` (empty: the default user) and
+   * resolves with the user now in force; a wrong password rejects with an
+   * {@link EvkvError} of status UNAUTHENTICATED and leaves the connection
+   * as it was. {@link connect} does this itself when given a password.
+   *
+   * @example
+   * ```ts
+   * import { connect } from "@evkv/evkv/client";
+   * await using client = await connect();
+   * console.log(await client.auth("alice", "s3cret")); // "alice"
+   * ```
+   */
+  async auth(user: string, password: BytesLike, opts?: CallOptions): Promise<string> {
+    const body = await this.call(
+      KvMethod.Auth,
+      pb.AuthRequest.encode({
+        user: user === "" ? undefined : user,
+        password: field(password),
+      }).finish(),
+      opts,
+    );
+    return decodeReply("Auth", () => pb.AuthReply.decode(body)).user ?? "";
+  }
+
+  /**
    * Every entry whose key starts with `prefix`, fetching page after page
    * (`limit` is the page size) with `start_after` set to the last key seen.
    * Pages are separate requests, so the listing is not one snapshot: keys
@@ -880,19 +940,45 @@ export class Client implements AsyncDisposable {
  * ```
  */
 export async function connect(opts: ConnectOptions = {}): Promise<Client> {
-  const conn = await Deno.connect({
-    hostname: opts.host ?? DEFAULT_HOST,
-    port: opts.port ?? DEFAULT_PORT,
-    transport: "tcp",
-  });
-  try {
-    // Small requests must not wait for Nagle: latency is the point of pipelining.
-    conn.setNoDelay(true);
-    return new Client(conn, opts);
-  } catch (err) {
-    conn.close();
-    throw err;
+  const hostname = opts.host ?? DEFAULT_HOST;
+  const port = opts.port ?? DEFAULT_PORT;
+  let conn: Deno.Conn;
+  if (opts.tls) {
+    const t = opts.tls === true ? {} : opts.tls;
+    // The name checked against the certificate is the `hostname` given here.
+    conn = await Deno.connectTls({
+      hostname: t.serverName ?? hostname,
+      port,
+      caCerts: t.caCerts,
+      ...(t.cert !== undefined && t.key !== undefined ? { cert: t.cert, key: t.key } : {}),
+    });
+    // The handshake runs now, so a certificate the client refuses fails connect().
+    await (conn as Deno.TlsConn).handshake().catch((err) => {
+      conn.close();
+      throw err;
+    });
+  } else {
+    conn = await Deno.connect({ hostname, port, transport: "tcp" });
+    try {
+      // Small requests must not wait for Nagle: latency is the point of pipelining.
+      (conn as Deno.TcpConn).setNoDelay(true);
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
   }
+  const client = new Client(conn, opts);
+  // Every connection this function makes authenticates before it is handed out,
+  // so a reconnect (a new connect() with the same options) is authenticated too.
+  if (opts.user !== undefined || opts.password !== undefined) {
+    try {
+      await client.auth(opts.user ?? "", opts.password ?? EMPTY);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+  }
+  return client;
 }
 
 /**

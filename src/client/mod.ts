@@ -31,5 +31,6 @@ export {
   type ScanOptions,
   type ScanPage,
   type StatsRow,
+  type TlsClientOptions,
 } from "./client.ts";
 export { Status, type StatusName, statusName } from "../protocol/constants.ts";

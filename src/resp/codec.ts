@@ -39,6 +39,7 @@ import { REPLY_SLACK } from "../protocol/constants.ts";
 import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
 import { shardOfKey } from "../kv/route.ts";
+import { respGate } from "./auth_commands.ts";
 
 function session(conn: Connection): Session {
   return conn.codecState as Session;
@@ -145,6 +146,10 @@ export const respCodec: Codec = {
       if (s.multi) s.dirty = true;
       return s.reply(conn, wrongArity(name));
     }
+    if (
+      conn.auth?.restricted &&
+      !respGate(conn, s, name, argViews(b, base, spans, count).slice(1))
+    ) return;
     if (s.multi && !TRANSACTION_CONTROL.has(name)) {
       if (!command.shard && !command.fanout && !SHARD_STATELESS.has(name)) {
         s.dirty = true;

@@ -46,6 +46,7 @@ import { nameHash, nameIs } from "./shard_methods.ts";
 import type { Result, Session } from "./session.ts";
 import { persistCommands } from "./persist_commands.ts";
 import type { MessageType } from "../server/service.ts";
+import { AUTH_COMMANDS } from "./auth_commands.ts";
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -234,6 +235,7 @@ export const COMMANDS: Record<string, Command> = {
       ctx.conn.closeWhenDone = true;
     },
   },
+  ...AUTH_COMMANDS,
 };
 
 /** Commands that run even inside MULTI instead of being queued. */

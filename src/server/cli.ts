@@ -30,6 +30,7 @@ export function exitCodeFor(
   if (report.leaks.length === 0) return 0;
   return report.forced || strictLeaks ? 1 : 0;
 }
+import { loadSecurity } from "../auth/load.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -46,8 +47,16 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   let server;
+  let security;
   try {
-    server = await serve(flags.options);
+    security = loadSecurity(flags.security);
+  } catch (e) {
+    // One line saying what to fix (protected mode, a missing file, a bad ACL rule).
+    console.error(`evkv: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  try {
+    server = await serve({ ...flags.options, ...security });
   } catch (e) {
     // One line, not a stack: a bad data dir, a port in use, a shard file that fails to load.
     console.error(
@@ -65,7 +74,8 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `evkv listening on ${server.addr.hostname}:${server.addr.port}${resp} ` +
       `(pid ${Deno.pid}, mode ${mode}, accept ${o.accept ?? "reuseport"}, ` +
-      `io workers ${ioThreads}, task workers ${taskThreads})`,
+      `io workers ${ioThreads}, task workers ${taskThreads}` +
+      `${security.tls ? ", TLS only" : ""}${server.authRequired ? ", auth required" : ""})`,
   );
   if (flags.testLeak) {
     // Test-only: proves that the exit check reports a kind left held.

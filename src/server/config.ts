@@ -8,6 +8,7 @@ import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
 import type { AcceptMode, ServeOptions } from "./server.ts";
 import { EVICTION_POLICIES } from "../kv/store.ts";
 import { PERSIST_MODES } from "../persist/plan.ts";
+import type { SecurityFlags } from "../auth/load.ts";
 
 /** Usage text of `deno task serve`. */
 export const SERVE_USAGE = `Usage: deno task serve [flags]
@@ -50,6 +51,14 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
                        answered once it is committed to disk (group commit)
   --data-dir DIR       where the SQLite files live, one per shard (default data)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
+  --password-file FILE the default user's password (or set EVKV_PASSWORD); clients must AUTH
+  --acl-file FILE      users, passwords and permissions (a subset of Redis's ACL file syntax)
+  --tls-cert FILE --tls-key FILE
+                       speak TLS only, on both ports (PEM certificate chain and key)
+  --tls-ca FILE        CA certificates for --tls-client-auth
+  --tls-client-auth    require client certificates signed by --tls-ca
+  --protected-mode yes|no
+                       yes (default): refuse a non-loopback --host with no password or ACL file
   --help               print this text
 
 Signals: SIGUSR2 prints the resource table; SIGINT or SIGTERM drains and exits.`;
@@ -64,6 +73,8 @@ export interface ServeFlags {
   testLeak: ResourceKind | null;
   /** Print usage and exit. */
   help: boolean;
+  /** Password, ACL and TLS files, read by `loadSecurity` (src/auth/load.ts). */
+  security: SecurityFlags;
 }
 
 const UNITS: Record<string, number> = {
@@ -161,6 +172,13 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
       help: { type: "boolean" },
+      "password-file": { type: "string" },
+      "acl-file": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "tls-ca": { type: "string" },
+      "tls-client-auth": { type: "boolean" },
+      "protected-mode": { type: "string" },
     },
   });
   const maxBody = values["max-body"] === undefined ? undefined : parseSize(values["max-body"]);
@@ -208,5 +226,16 @@ export function parseServeFlags(args: string[]): ServeFlags {
     strictLeaks: values["strict-leaks"] ?? false,
     testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,
     help: values.help ?? false,
+    security: {
+      passwordFile: values["password-file"],
+      aclFile: values["acl-file"],
+      tlsCert: values["tls-cert"],
+      tlsKey: values["tls-key"],
+      tlsCa: values["tls-ca"],
+      tlsClientAuth: values["tls-client-auth"],
+      protectedMode: values["protected-mode"] === undefined
+        ? undefined
+        : oneOf("protected-mode", values["protected-mode"], ["yes", "no"]) === "yes",
+    },
   };
 }

@@ -12,6 +12,7 @@ import { type Outcome, replyFrameSize, writeReplyFrame } from "./executor.ts";
 import type { ConnectionInfo } from "./service.ts";
 import { type Limits, receiveBytesFor, SMALL_REPLY_BYTES } from "./limits.ts";
 import type { Transport } from "./transport.ts";
+import type { ConnAuth } from "../auth/guard.ts";
 import { setImmediate } from "node:timers";
 
 /** Receive buffer size a connection starts with and shrinks back to. */
@@ -65,6 +66,10 @@ export class Connection {
   readonly codec: Codec;
   /** The codec's per-connection state (RESP keeps its reply order here). */
   codecState: unknown = null;
+  /** Its user and auth failures (src/auth); null when the server has no guard. */
+  auth: ConnAuth | null = null;
+  /** Set while nothing more may be parsed (the delay after a failed auth); wake() after clearing. */
+  held = false;
   /** Bytes of the frame being dispatched, while counted as `in_packet`. */
   #packetBytes = 0;
   /** Date.now() when a write last completed or began after a pause: stall detection. */
@@ -179,7 +184,7 @@ export class Connection {
     return this.#outLen + this.#writingLen + this.inflight * this.#replyHint >=
         l.maxOutputBytes ||
       this.inflight >= l.maxInflightPerConnection ||
-      this.ringBytes >= l.maxRingBytesPerConnection || this.#owner.overloaded();
+      this.ringBytes >= l.maxRingBytesPerConnection || this.#owner.overloaded() || this.held;
   }
 
   async #waitForRoom(): Promise<void> {

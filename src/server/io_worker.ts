@@ -39,6 +39,9 @@ import {
   wakeWord,
 } from "./topology.ts";
 import { type ProxyMessage, ProxyTransport, type Transport } from "./transport.ts";
+import type { AuthConfig } from "../auth/acl.ts";
+import { Guard } from "../auth/guard.ts";
+import { type Closable, listenClientAuth, listenTls, type TlsOptions } from "../auth/tls.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
 const scope = globalThis as unknown as {
@@ -74,6 +77,10 @@ export interface IoWorkerInit {
   generation: number;
   /** Listen here with SO_REUSEPORT; empty when the main thread accepts. */
   listen: ListenSpec[];
+  /** Users and passwords; absent: no guard (no Auth method, no checks). */
+  auth?: AuthConfig;
+  /** Listen with TLS only. */
+  tls?: TlsOptions;
 }
 
 /** Messages the main thread sends after start. */
@@ -108,7 +115,9 @@ class IoWorker implements ConnectionOwner {
   readonly #conns = new Map<number, Connection>();
   #nextConnId = 1;
   readonly #dirty: Connection[] = [];
-  readonly #listeners: Deno.Listener[] = [];
+  readonly #listeners: Closable[] = [];
+  readonly #guard: Guard | null;
+  readonly #tls: TlsOptions | undefined;
   #draining = false;
   #stopped = false;
   #drainReported = false;
@@ -132,6 +141,8 @@ class IoWorker implements ConnectionOwner {
       init.index,
       init.limits.maxClientMemory,
     );
+    this.#guard = init.auth ? new Guard(init.auth, this.stats) : null;
+    this.#tls = init.tls;
     if (plan.layout.mode === "inline") {
       bindPersistence(plan.persist);
       const exec = new Executor(
@@ -174,11 +185,20 @@ class IoWorker implements ConnectionOwner {
   // --- accepting -----------------------------------------------------------
 
   /** Listens with SO_REUSEPORT; returns the port (useful when asked for 0). */
-  listen(spec: ListenSpec): number {
-    const listener = Deno.listen({ hostname: spec.hostname, port: spec.port, reusePort: true });
+  async listen(spec: ListenSpec): Promise<number> {
+    const tls = this.#tls;
+    if (tls?.clientAuth) {
+      const adopt = (t: Transport, remote: string) => this.adopt(t, remote, spec.codec);
+      const l = await listenClientAuth(spec.hostname, spec.port, tls, true, adopt);
+      this.#listeners.push(l);
+      return l.port;
+    }
+    const listener = tls
+      ? listenTls(spec.hostname, spec.port, tls, true)
+      : Deno.listen({ hostname: spec.hostname, port: spec.port, reusePort: true });
     this.#listeners.push(listener);
     this.#acceptLoop(listener, spec.codec);
-    return listener.addr.port;
+    return (listener.addr as Deno.NetAddr).port;
   }
 
   async #acceptLoop(listener: Deno.Listener, codec: CodecName): Promise<void> {
@@ -214,6 +234,7 @@ class IoWorker implements ConnectionOwner {
     const id = this.#nextConnId++;
     const info = { id, ioWorker: this.#index, remote };
     const conn = new Connection(this, transport, info, CODECS[codec]);
+    if (this.#guard !== null) conn.auth = this.#guard.open(conn);
     conn.codec.open(conn);
     this.#conns.set(id, conn);
     this.#service.onConnect?.(conn.info);
@@ -288,6 +309,7 @@ class IoWorker implements ConnectionOwner {
   closed(conn: Connection): void {
     Atomics.sub(this.#control, Control.openConnections, 1);
     this.site.forget(conn);
+    conn.auth?.close();
     this.#conns.delete(conn.info.id);
     this.#service.onDisconnect?.(conn.info);
     this.#maybeDrained();
@@ -448,7 +470,8 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   if (!("type" in msg)) {
     const service = (await import(msg.serviceUrl)).default as Service<unknown>;
     worker = new IoWorker(msg, service);
-    const ports = msg.listen.map((spec) => worker!.listen(spec));
+    const ports = [];
+    for (const spec of msg.listen) ports.push(await worker.listen(spec));
     worker.pump();
     worker.startIdleTimer();
     worker.startHeartbeat();

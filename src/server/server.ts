@@ -23,6 +23,9 @@ import { WorkerHandle } from "./supervisor.ts";
 import { SocketProxy } from "./main_accept.ts";
 import type { CodecName } from "./codecs.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
+import { type AuthOptions, buildAuthConfig } from "../auth/acl.ts";
+import { checkProtectedMode } from "../auth/protected_mode.ts";
+import { listenTls, type TlsOptions } from "../auth/tls.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import type { ServiceOptions } from "./service.ts";
 import { type Stall, Watchdog } from "./watchdog.ts";
@@ -78,6 +81,15 @@ export interface ServeOptions {
   serviceOptions?: ServiceOptions;
   /** Durability through SQLite under `dataDir`; memory only (`off`) when absent. */
   persist?: PersistOptions;
+  /** The default user's password and ACL users (README, Security). Default: none, open. */
+  auth?: AuthOptions;
+  /** Speak TLS only, on every port. Default: plain TCP. */
+  tls?: TlsOptions;
+  /**
+   * Refuse to listen beyond loopback with no password and no ACL file
+   * (Redis's protected mode). Default true.
+   */
+  protectedMode?: boolean;
 }
 
 /** What a finished shutdown reports. */
@@ -103,6 +115,8 @@ export interface Server {
   };
   /** Thread layout. */
   readonly layout: Layout;
+  /** True when connections must authenticate (a password, or an ACL file that closes the default user). */
+  readonly authRequired: boolean;
   /** Sums every thread's counters now. */
   stats(): StatsSnapshot;
   /** The resource table now (what SIGUSR2 prints). */
@@ -119,6 +133,9 @@ export interface Server {
    */
   killWorker(kind: "io" | "task", index: number): Promise<void>;
 }
+
+/** The KV service's module, the default service. */
+const KV_URL = String(new URL("../kv/service.ts", import.meta.url));
 
 const cores = () => Math.max(1, navigator.hardwareConcurrency || 1);
 
@@ -147,10 +164,20 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   }
   const accept = options.accept ?? "reuseport";
   const hostname = options.host ?? "127.0.0.1";
+  const authOptions = options.auth ?? {};
+  const configured = authOptions.password !== undefined || authOptions.acl !== undefined;
+  checkProtectedMode(hostname, configured, options.protectedMode ?? true);
+  const auth = buildAuthConfig(authOptions);
+  const tls = options.tls;
+  if (tls?.clientAuth && (!tls.ca || accept === "main")) {
+    throw new RangeError(
+      "Start server: TLS client authentication needs a CA (--tls-ca) and --accept reuseport",
+    );
+  }
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
   const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const serviceUrl = String(options.service ?? new URL("../kv/service.ts", import.meta.url));
+  const serviceUrl = String(options.service ?? KV_URL);
   const statsMemory = createStatsMemory(threadCount(layout));
   const mainStats = new StatsBlock(statsMemory, threadIndex(layout, "main"));
   const ringBytes = ringBytesFor(maxBody, options.ringBytes ?? 1024 * 1024);
@@ -204,7 +231,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const listeners: { listener: Deno.Listener; codec: CodecName }[] = [];
   if (accept === "main") {
     for (const e of endpoints) {
-      const listener = Deno.listen({ hostname, port: e.port });
+      const listener = tls
+        ? listenTls(hostname, e.port, tls, false)
+        : Deno.listen({ hostname, port: e.port });
       e.port = (listener.addr as Deno.NetAddr).port;
       listeners.push({ listener, codec: e.codec });
     }
@@ -220,6 +249,9 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     listen: accept === "reuseport"
       ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
       : [],
+    // The guard's method table is the KV service's: another service gets one only when asked.
+    auth: serviceUrl === KV_URL || options.auth !== undefined ? auth : undefined,
+    tls,
   });
   for (let index = 0; index < layout.ioThreads; index++) {
     // The first IO worker binds first so that port 0 resolves to one port
@@ -392,6 +424,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   return {
     addr: { hostname, port, respPort },
     layout,
+    authRequired: auth.required,
     stats: () => snapshot(statsMemory),
     dump,
     shutdown: () => (shutdown ??= doShutdown()),

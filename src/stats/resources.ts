@@ -78,6 +78,7 @@ export const COUNTER_NAMES = [
   "output_overflows",
   "connections_evicted",
   "worker_stalls",
+  "auth_failures",
   // One per non-OK status of STATUS_NAMES, in code order (checked below).
   "errors.BAD_REQUEST",
   "errors.CRC_MISMATCH",
