@@ -45,7 +45,9 @@ interface Running {
 
 async function start(flags: string[], env: Record<string, string> = {}): Promise<Running> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, CLI, "--port", "0", "--resp-port", "0", ...flags],
+    // Memory only: these tests are about access, and servers that persist by default would
+    // need write access and a data dir each.
+    args: ["run", ...PERMS, CLI, "--port", "0", "--resp-port", "0", "--persist", "off", ...flags],
     env,
     stdout: "piped",
     stderr: "piped",

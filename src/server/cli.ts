@@ -59,11 +59,9 @@ export async function main(args: string[]): Promise<number> {
     server = await serve({ ...flags.options, ...security });
   } catch (e) {
     // One line, not a stack: a bad data dir, a port in use, a shard file that fails to load.
-    console.error(
-      `evkv: ${e instanceof DataDirError ? "" : "Start server: "}${
-        e instanceof Error ? e.message : String(e)
-      }`,
-    );
+    const message = e instanceof Error ? e.message : String(e);
+    const named = e instanceof DataDirError || message.startsWith("Start server:");
+    console.error(`evkv: ${named ? "" : "Start server: "}${message}`);
     return 1;
   }
   const persisted = server.persistence();
