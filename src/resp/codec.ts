@@ -145,6 +145,8 @@ export const respCodec: Codec = {
       if (s.multi) s.dirty = true;
       return s.reply(conn, wrongArity(name));
     }
+    // Where an authentication gate belongs (NOAUTH / NOPERM), after the arity
+    // check and before the command is queued or run, as Redis orders them.
     if (s.multi && !TRANSACTION_CONTROL.has(name)) {
       if (!command.shard && !command.fanout && !SHARD_STATELESS.has(name)) {
         s.dirty = true;
