@@ -146,6 +146,8 @@ export const respCodec: Codec = {
       if (s.multi) s.dirty = true;
       return s.reply(conn, wrongArity(name));
     }
+    // The ACL gate (NOAUTH / NOPERM): after the arity check, before the command is queued
+    // or run, as Redis orders them.
     if (
       conn.auth?.restricted &&
       !respGate(conn, s, name, argViews(b, base, spans, count).slice(1))
