@@ -120,6 +120,54 @@ export {
   type StoredValue,
   stringToKey,
 } from "./src/kv/store.ts";
+// Operations (src/ops): metrics, slow log, logs, config file.
+export {
+  BurstLog,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFields,
+  type LogFormat,
+  Logger,
+  type LogLevel,
+  type LogSink,
+} from "./src/ops/log.ts";
+export {
+  argsWithConfig,
+  configFileArgs,
+  ConfigFileError,
+  splitConfigFlag,
+} from "./src/ops/config_file.ts";
+export {
+  type MetricsServer,
+  type MetricsSource,
+  renderMetrics,
+  startMetricsServer,
+} from "./src/ops/metrics.ts";
+export { type OpsContext, type OpsOptions, type OpsRuntime, startOps } from "./src/ops/ops.ts";
+export {
+  createGaugeMemory,
+  GAUGE_PERIOD_MS,
+  GAUGE_SLOTS,
+  type GaugeSource,
+  GaugeWriter,
+  sumGauges,
+} from "./src/ops/gauges.ts";
+export { STORE_GAUGES, storeGauges } from "./src/ops/store_gauges.ts";
+export { respCommandIndex, respCommandNames } from "./src/ops/command_index.ts";
+export {
+  createOpsMemory,
+  type Histogram,
+  LATENCY_BOUNDS_S,
+  type OpsMemory,
+  PROTOCOL_NAMES,
+  readRequestTotals,
+  readSlowlog,
+  Recorder,
+  type RequestTotals,
+  resetSlowlog,
+  type SlowEntry,
+  type SlowlogOptions,
+} from "./src/ops/recorder.ts";
 
 /**
  * URL of the KV service module, the default `service` of {@link serve}.

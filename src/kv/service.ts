@@ -12,6 +12,7 @@ import type { evkv } from "../protocol/messages.ts";
 import { defineService, method, ServiceError } from "../server/service.ts";
 import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
+import { STORE_GAUGES, storeGauges } from "../ops/store_gauges.ts";
 import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
 import { keyRequestReader, prefetchKeys, putRequestReader } from "./request_readers.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
@@ -99,6 +100,9 @@ const kvService = defineService<ShardStore>({
     return store.nextExpiryIn();
   },
   prefetch: prefetchKeys,
+  // Metrics (src/ops/metrics.ts): evkv_<name>, summed over shards.
+  gaugeNames: STORE_GAUGES,
+  gauges: storeGauges,
   methods: {
     [KvMethod.Ping]: method<evkv.v1.IPingRequest, evkv.v1.IPingReply, ShardStore>({
       name: "Ping",

@@ -12,6 +12,7 @@ import { COMMANDS, unknownCommand, wrongArity } from "./commands.ts";
 import { checkCommand, RespProtocolError } from "./frame.ts";
 import { error } from "./reply.ts";
 import { Session } from "./session.ts";
+import { respCommandIndex } from "../ops/command_index.ts";
 
 /** Command names are short ASCII: lower-cased without a TextDecoder per command. */
 function commandName(bytes: Uint8Array): string {
@@ -65,6 +66,7 @@ export const respCodec: Codec = {
     }
     if (spans.at !== off || args.length === 0) return; // an empty line or `*0`
     const name = commandName(args[0]);
+    s.command = respCommandIndex(name);
     // Own properties only: "constructor" or "__proto__" are not commands.
     const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!command) return s.reply(conn, unknownCommand(args[0], args.slice(1)));

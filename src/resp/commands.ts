@@ -11,6 +11,7 @@ import type { CallSite } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
 import type { MessageType } from "../server/service.ts";
 import { compileGlob } from "./glob.ts";
+import { slowlogCommand } from "../ops/slowlog_command.ts";
 import { array, bulk, error, integer, NULL_BULK, OK, simple } from "./reply.ts";
 import type { Call, Result, Session } from "./session.ts";
 
@@ -263,6 +264,7 @@ export const COMMANDS: Record<string, Command> = {
       ),
   },
   info: { arity: -1, run: (ctx) => info(ctx) },
+  slowlog: slowlogCommand,
   command: {
     // Enough for redis-cli to start: it asks for COMMAND DOCS and copes
     // with an empty answer.

@@ -7,14 +7,17 @@
 import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
 import { parseServeFlags, SERVE_USAGE } from "./config.ts";
 import { serve } from "./server.ts";
+import { argsWithConfig } from "../ops/config_file.ts";
+import { Logger } from "../ops/log.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
   let flags;
   try {
-    flags = parseServeFlags(args);
+    flags = parseServeFlags(await argsWithConfig(args));
   } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
+    // Flags are not parsed yet, so the format is not known: plain text.
+    console.error(`evkv: ${e instanceof Error ? e.message : String(e)}`);
     console.error(SERVE_USAGE);
     return 2;
   }
@@ -22,20 +25,39 @@ export async function main(args: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
-  const server = await serve(flags.options);
+  const log = new Logger(flags.log.level, flags.log.format);
+  let server;
+  try {
+    server = await serve({ ...flags.options, ops: { ...flags.options.ops, logger: log } });
+  } catch (e) {
+    log.error(`start failed: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
-  const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;
-  console.log(
-    `evkv listening on ${server.addr.hostname}:${server.addr.port}${resp} ` +
-      `(pid ${Deno.pid}, mode ${mode}, accept ${o.accept ?? "reuseport"}, ` +
-      `io workers ${ioThreads}, task workers ${taskThreads})`,
-  );
+  const { hostname, port, respPort, metricsPort } = server.addr;
+  const resp = respPort === undefined ? "" : `, RESP on ${respPort}`;
+  const metrics = metricsPort === undefined ? "" : `, metrics on ${metricsPort}`;
+  const accept = o.accept ?? "reuseport";
+  const listening =
+    `evkv listening on ${hostname}:${port}${resp}${metrics} (pid ${Deno.pid}, mode ${mode}, ` +
+    `accept ${accept}, io workers ${ioThreads}, task workers ${taskThreads})`;
+  log.info(listening, {
+    host: hostname,
+    port,
+    resp_port: respPort ?? null,
+    metrics_port: metricsPort ?? null,
+    pid: Deno.pid,
+    mode,
+    accept,
+    io_workers: ioThreads,
+    task_workers: taskThreads,
+  }, listening);
   if (flags.testLeak) {
     // Test-only: proves that the exit check reports a kind left held.
     server.leakForTest(Res[flags.testLeak]);
   }
-  const dump = () => console.log(server.dump());
+  const dump = () => log.block("info", "resource table", server.dump());
   Deno.addSignalListener("SIGUSR2", dump);
   const stop = Promise.withResolvers<string>();
   const onInt = () => stop.resolve("SIGINT");
@@ -43,22 +65,22 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   const signal = await stop.promise;
-  console.log(`evkv: ${signal}: draining`);
+  log.info(`${signal}: draining`, { signal });
   const report = await server.shutdown();
   Deno.removeSignalListener("SIGUSR2", dump);
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
-  console.log(report.dump);
-  if (report.forced) console.error("evkv: drain timed out; connections were closed by force");
+  log.block("info", "resource table at exit", report.dump);
+  if (report.forced) log.warn("drain timed out; connections were closed by force");
   if (report.leaks.length > 0) {
     const kinds = report.leaks.map((k) => {
       const r = report.final.resources[k];
       return `${k} (held ${r.heldBytes} B, alloc ${r.alloc}, free ${r.free})`;
     });
-    console.error(`evkv: resources not released at exit: ${kinds.join(", ")}`);
+    log.error(`resources not released at exit: ${kinds.join(", ")}`);
     return flags.strictLeaks ? 1 : 0;
   }
-  console.log(`evkv: stopped cleanly; all ${RESOURCE_KINDS.length} resource kinds back to zero`);
+  log.info(`stopped cleanly; all ${RESOURCE_KINDS.length} resource kinds back to zero`);
   return 0;
 }
 

@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
 import type { AcceptMode, ServeOptions } from "./server.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../ops/log.ts";
 
 /** Usage text of `deno task serve`. */
 export const SERVE_USAGE = `Usage: deno task serve [flags]
@@ -34,6 +35,15 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --idle-timeout MS    close connections silent for this long, 0 = never (default 300000)
   --max-connections N  connections accepted at once; the excess is refused (default 10000)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
+  --metrics-port N     serve Prometheus /metrics and /healthz here (default: off)
+  --metrics-host ADDR  address of the metrics endpoint (default 127.0.0.1)
+  --slowlog-threshold-us N
+                       log requests at least this slow for SLOWLOG, -1 = off (default 10000)
+  --slowlog-max-len N  slow log entries kept per IO worker (default 128)
+  --log-level error|warn|info|debug   (default info)
+  --log-format text|json              (default text)
+  --config FILE        read flags from FILE, one "name value" per line; flags given
+                       on the command line win (see README)
   --help               print this text
 
 Signals: SIGUSR2 prints the resource table; SIGINT or SIGTERM drains and exits.`;
@@ -48,6 +58,8 @@ export interface ServeFlags {
   testLeak: ResourceKind | null;
   /** Print usage and exit. */
   help: boolean;
+  /** `--log-level` and `--log-format`. */
+  log: { level: LogLevel; format: LogFormat };
 }
 
 const UNITS: Record<string, number> = {
@@ -138,6 +150,12 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "max-connections": { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
+      "metrics-port": { type: "string" },
+      "metrics-host": { type: "string" },
+      "slowlog-threshold-us": { type: "string" },
+      "slowlog-max-len": { type: "string" },
+      "log-level": { type: "string" },
+      "log-format": { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -170,9 +188,21 @@ export function parseServeFlags(args: string[]): ServeFlags {
         idleTimeoutMs: int("idle-timeout", values["idle-timeout"], 0),
         maxConnections: int("max-connections", values["max-connections"], 1),
       }),
+      ops: {
+        metricsPort: int("metrics-port", values["metrics-port"], 0),
+        metricsHost: values["metrics-host"],
+        slowlog: definedOnly({
+          thresholdUs: int("slowlog-threshold-us", values["slowlog-threshold-us"], -1),
+          maxLen: int("slowlog-max-len", values["slowlog-max-len"], 1),
+        }),
+      },
     },
     strictLeaks: values["strict-leaks"] ?? false,
     testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,
     help: values.help ?? false,
+    log: {
+      level: oneOf("log-level", values["log-level"], LOG_LEVELS) ?? "info",
+      format: oneOf("log-format", values["log-format"], LOG_FORMATS) ?? "text",
+    },
   };
 }

@@ -18,6 +18,8 @@ import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
 import { Ring } from "./ring.ts";
 import { type Method, RequestBatch, type Service } from "./service.ts";
 import type { ShardHost } from "./shard_host.ts";
+import { nativeSink } from "./native_codec.ts";
+import { recorder } from "../ops/recorder.ts";
 
 /** A reply a shard owes, in the order the shard will send them. */
 interface Owed {
@@ -29,6 +31,8 @@ interface Owed {
   fanout: number;
   /** Body bytes it put in the ring, counted against the connection until answered. */
   bytes: number;
+  /** When its frame arrived (performance.now()), for the latency metrics. */
+  at: number;
 }
 
 /** A call routed to every shard, waiting for each shard's part. */
@@ -44,6 +48,8 @@ interface Fanout {
   failure: Outcome | null;
   /** The failure came from a shard, which already counted it in errors.*. */
   failureCounted: boolean;
+  /** When its frame arrived (performance.now()). */
+  at: number;
 }
 
 /** What the dispatcher needs from its IO worker. */
@@ -206,8 +212,9 @@ export class Dispatcher implements CallSite {
         this.#caller(conn),
       );
       if (outcome instanceof Promise) {
+        const at = conn.arrivedAt;
         outcome.then((o) => {
-          this.#finish(conn, sink, code, requestId, oneway, o);
+          this.#finish(conn, sink, code, requestId, oneway, o, false, at);
           this.#o.endOfBatch();
         });
       } else {
@@ -283,7 +290,8 @@ export class Dispatcher implements CallSite {
     ring.commit();
     this.#touched.add(shard);
     if (wantReply) {
-      this.#owed[shard].push({ conn, sink, requestId, code, fanout, bytes: body.length });
+      const at = conn.arrivedAt;
+      this.#owed[shard].push({ conn, sink, requestId, code, fanout, bytes: body.length, at });
       this.#awaiting++;
       conn.ringBytes += body.length;
     }
@@ -323,6 +331,7 @@ export class Dispatcher implements CallSite {
       remaining: 0,
       failure: null,
       failureCounted: false,
+      at: conn.arrivedAt,
     };
     if (!oneway) {
       this.#fanouts.set(id, f);
@@ -394,7 +403,7 @@ export class Dispatcher implements CallSite {
       }
     }
     const counted = f.failure !== null && f.failureCounted;
-    this.#finish(f.conn, f.sink, f.code, f.requestId, false, outcome, counted);
+    this.#finish(f.conn, f.sink, f.code, f.requestId, false, outcome, counted, f.at);
     this.#o.endOfBatch();
   }
 
@@ -407,6 +416,7 @@ export class Dispatcher implements CallSite {
     oneway: boolean,
     o: Outcome,
     counted = false,
+    at = conn.arrivedAt,
   ): void {
     if (!counted) countError(this.stats, o.status);
     if (!oneway && !conn.closed) {
@@ -415,6 +425,7 @@ export class Dispatcher implements CallSite {
       sink.outcome(conn, code, requestId, o);
       this.stats.free(Res.out_packet, size);
       this.stats.count(Counter.replies);
+      if (sink === nativeSink) recorder.wire(code, o.status, at, conn.info.remote);
     }
     this.#release(conn);
   }
@@ -463,6 +474,10 @@ export class Dispatcher implements CallSite {
         if (!head.conn.closed) {
           head.sink.frame(head.conn, frame);
           this.stats.count(Counter.replies);
+          if (head.sink === nativeSink) {
+            const status = readU32(frame, HeaderOffset.status);
+            recorder.wire(head.code, status, head.at, head.conn.info.remote);
+          }
         }
         this.#release(head.conn);
       }
@@ -490,7 +505,18 @@ export class Dispatcher implements CallSite {
         `Run ${name}: the thread of shard ${s} died before replying; the request may or may not have taken effect`,
       );
       if (head.fanout !== 0) this.#part(head.fanout, outcome.status, outcome.body, false);
-      else this.#finish(head.conn, head.sink, head.code, head.requestId, false, outcome);
+      else {
+        this.#finish(
+          head.conn,
+          head.sink,
+          head.code,
+          head.requestId,
+          false,
+          outcome,
+          false,
+          head.at,
+        );
+      }
     }
     const ring = this.#o.requests[s];
     if (ring) {

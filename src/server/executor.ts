@@ -227,6 +227,11 @@ export class Executor<State> {
     };
   }
 
+  /** The service's gauges for this shard, or null when it has none (src/ops). */
+  gauges(): readonly number[] | null {
+    return this.#service.gauges ? this.#service.gauges(this.#ctx.state) : null;
+  }
+
   /** Runs the service's idle hook; returns ms until it wants to run again. */
   idle(): number {
     return this.#service.idle ? this.#service.idle(this.#ctx.state) : Infinity;

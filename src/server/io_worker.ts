@@ -12,6 +12,8 @@ import { Flags, Status } from "../protocol/constants.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
+import { type OpsMemory, recorder } from "../ops/recorder.ts";
+import { GaugeWriter } from "../ops/gauges.ts";
 import { type CodecName, CODECS } from "./codecs.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
@@ -63,6 +65,8 @@ export interface IoWorkerInit {
   generation: number;
   /** Listen here with SO_REUSEPORT; empty when the main thread accepts. */
   listen: ListenSpec[];
+  /** Request metrics and the slow log (src/ops). */
+  ops: OpsMemory;
 }
 
 /** Messages the main thread sends after start. */
@@ -93,6 +97,8 @@ class IoWorker implements ConnectionOwner {
   readonly #control: Int32Array;
   /** The shard this thread hosts in inline mode. */
   readonly #host: ShardHost<unknown> | null;
+  /** Publishes the hosted shard's gauges (inline mode). */
+  #gauges: GaugeWriter | null = null;
   readonly #conns = new Map<number, Connection>();
   #nextConnId = 1;
   readonly #dirty: Connection[] = [];
@@ -114,6 +120,8 @@ class IoWorker implements ConnectionOwner {
     this.#control = new Int32Array(plan.control);
     this.stats = new StatsBlock(plan.stats, this.#me);
     this.stats.reset();
+    // Not reset on a restart: the metrics are monotonic counters.
+    recorder.bind(init.ops, init.index);
     if (plan.layout.mode === "inline") {
       const exec = new Executor(
         service,
@@ -131,6 +139,7 @@ class IoWorker implements ConnectionOwner {
         "queue",
       );
       this.#host.wakeNow = (io) => wake(this.#control, threadIndex(plan.layout, "io", io));
+      this.#gauges = new GaugeWriter(init.ops.gauges, init.index);
     } else {
       this.#host = null;
     }
@@ -277,6 +286,7 @@ class IoWorker implements ConnectionOwner {
       if (dirty[i].dirty) dirty[i].flush();
     }
     dirty.length = 0;
+    recorder.endOfBatch();
     this.#maybeDrained();
   }
 
@@ -295,6 +305,7 @@ class IoWorker implements ConnectionOwner {
       let done = this.site.drainReplies();
       if (this.#host) {
         done += await this.#host.drain();
+        this.#gauges!.tick(this.#host.executor);
         const touched = this.#host.takeTouched();
         for (const io of touched) wake(control, threadIndex(this.#plan.layout, "io", io));
         touched.clear();

@@ -24,6 +24,8 @@ import { SocketProxy } from "./main_accept.ts";
 import type { CodecName } from "./codecs.ts";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
+import { createOpsMemory } from "../ops/recorder.ts";
+import { type OpsOptions, startOps } from "../ops/ops.ts";
 import {
   Control,
   createPlan,
@@ -32,6 +34,7 @@ import {
   type Mode,
   planRings,
   ringBytesFor,
+  shardCount,
   type SharedPlan,
   threadCount,
   threadIndex,
@@ -70,6 +73,8 @@ export interface ServeOptions {
   respPort?: number;
   /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
+  /** Metrics endpoint, slow log and logger (src/ops). */
+  ops?: OpsOptions;
 }
 
 /** What a finished shutdown reports. */
@@ -92,6 +97,8 @@ export interface Server {
     port: number;
     /** The RESP port, when `respPort` was given. */
     respPort?: number;
+    /** The metrics port, when `ops.metricsPort` was given. */
+    metricsPort?: number;
   };
   /** Thread layout. */
   readonly layout: Layout;
@@ -152,7 +159,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
-  const taskInit = (shard: number): TaskWorkerInit => ({ plan, shard, serviceUrl, maxBody });
+  const ops = createOpsMemory(layout.ioThreads, shardCount(layout), options.ops?.slowlog);
+  const taskInit = (shard: number): TaskWorkerInit => ({ plan, shard, serviceUrl, maxBody, ops });
   const tasks: WorkerHandle[] = await Promise.all(
     Array.from(
       { length: layout.taskThreads },
@@ -185,6 +193,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     listen: accept === "reuseport"
       ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
       : [],
+    ops,
   });
   for (let index = 0; index < layout.ioThreads; index++) {
     // The first IO worker binds first so that port 0 resolves to one port
@@ -196,6 +205,14 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   }
   const port = endpoints[0].port;
   const respPort = endpoints.find((e) => e.codec === "resp")?.port;
+  const opsRt = await startOps(options.ops, {
+    stats: () => snapshot(statsMemory),
+    ops,
+    serviceUrl,
+    startedAt: plan.startedAt,
+    maxConnections: limits.maxConnections,
+  });
+  const log = opsRt.log;
   const proxy = new SocketProxy(ios);
   ios.forEach((_, i) => proxy.attach(i));
   for (const l of listeners) proxy.accept(l.listener, l.codec);
@@ -210,8 +227,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const restart = async (kind: "io" | "task", index: number, reason: string) => {
     if (stopping) return;
     const shardLost = kind === "task" || layout.mode === "inline";
-    console.error(
-      `evkv: ${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
+    log.error(
+      `${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
         (shardLost ? `; the data of shard ${index} is lost` : "") +
         (kind === "io" ? `; its connections were closed` : ""),
     );
@@ -251,7 +268,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const supervise = (h: WorkerHandle, kind: "io" | "task", index: number) =>
     h.onDeath((reason) => {
       const p = restart(kind, index, reason).catch((e) =>
-        console.error(`evkv: restart ${kind} worker ${index} failed: ${e}`)
+        log.error(`restart ${kind} worker ${index} failed: ${e}`)
       );
       restarts.add(p);
       p.finally(() => restarts.delete(p));
@@ -272,6 +289,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   let shutdown: Promise<ShutdownReport> | null = null;
   const doShutdown = async (): Promise<ShutdownReport> => {
+    opsRt.draining = true;
     for (const l of listeners) l.listener.close();
     // A restart under way finishes first, so no worker is left half started.
     await Promise.all(restarts);
@@ -297,12 +315,13 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     for (const h of [...tasks, ...ios]) h.stop();
     proxy.closeAll();
     for (const r of rings) mainStats.free(Res.ring, r.byteLength);
+    await opsRt.close();
     const final = snapshot(statsMemory);
     return { final, dump: dump(), leaks: leakedKinds(final), forced };
   };
 
   return {
-    addr: { hostname, port, respPort },
+    addr: { hostname, port, respPort, metricsPort: opsRt.metricsPort },
     layout,
     stats: () => snapshot(statsMemory),
     dump,

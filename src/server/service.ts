@@ -252,6 +252,14 @@ export interface Service<State = unknown> {
    * on bodies not yet checked, and what it throws is ignored.
    */
   prefetch?(batch: RequestBatch, ctx: HandlerContext<State>): void;
+  /**
+   * Numbers about one shard's state for monitoring (keys, memory...), in
+   * the order of {@link gaugeNames}; sums over shards become metrics. The
+   * shard's thread reads them at most every 250 ms, so keep it cheap.
+   */
+  gauges?(state: State): readonly number[];
+  /** Names of {@link gauges}' numbers (at most 16), e.g. `keys`. */
+  readonly gaugeNames?: readonly string[];
   /** Called in the IO worker when a connection opens. */
   onConnect?(conn: ConnectionInfo): void;
   /** Called in the IO worker when a connection closes. */

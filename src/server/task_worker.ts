@@ -10,6 +10,8 @@ import { snapshot, StatsBlock } from "../stats/resources.ts";
 import { Executor } from "./executor.ts";
 import type { Service } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
+import { GaugeWriter } from "../ops/gauges.ts";
+import type { OpsMemory } from "../ops/recorder.ts";
 import {
   Control,
   killWord,
@@ -37,6 +39,8 @@ export interface TaskWorkerInit {
   serviceUrl: string;
   /** Body limit, for replies. */
   maxBody: number;
+  /** Request metrics, slow log and shard gauges (src/ops). */
+  ops: OpsMemory;
 }
 
 /** Longest nap while idle, so housekeeping and the stop flag are seen. */
@@ -65,11 +69,13 @@ async function main(init: TaskWorkerInit): Promise<void> {
   host.wakeNow = (io) => wake(control, ioThread(io));
   host.mustStop = () => Atomics.load(control, killWord(me)) !== 0;
   scope.postMessage({ type: "ready" });
+  const gauges = new GaugeWriter(init.ops.gauges, shard);
 
   let idleAt = 0;
   for (;;) {
     const seen = Atomics.load(control, wakeWord(me));
     const done = await host.drain();
+    gauges.tick(exec);
     const touched = host.takeTouched();
     for (const io of touched) wake(control, ioThread(io));
     touched.clear();
