@@ -1,0 +1,220 @@
+/**
+ * `/metrics`, `/healthz` and SLOWLOG on real servers: the scrape must be
+ * valid text format with every family, and each counter must move by what
+ * the load did.
+ */
+import assert from "node:assert/strict";
+import { type Server, startMetricsServer } from "../mod.ts";
+import { connect, EvkvError } from "../src/client/mod.ts";
+import { LAYOUTS, sleep, withServer } from "./support.ts";
+import { Resp, type RespValue, type Scrape, scrape, value } from "./ops_support.ts";
+import { RESOURCE_KINDS } from "../src/stats/resources.ts";
+
+/** Every family the issue asks for, by name. */
+const FAMILIES: Record<string, string> = {
+  evkv_requests_total: "counter",
+  evkv_resp_commands_total: "counter",
+  evkv_errors_total: "counter",
+  evkv_connections_open: "gauge",
+  evkv_connections_accepted_total: "counter",
+  evkv_connections_rejected_total: "counter",
+  evkv_received_bytes_total: "counter",
+  evkv_sent_bytes_total: "counter",
+  evkv_keys: "gauge",
+  evkv_keys_with_ttl: "gauge",
+  evkv_memory_used_bytes: "gauge",
+  evkv_memory_max_bytes: "gauge",
+  evkv_evicted_keys_total: "counter",
+  evkv_expired_keys_total: "counter",
+  evkv_worker_restarts_total: "counter",
+  evkv_resource_held_bytes: "gauge",
+  evkv_resource_live: "gauge",
+  evkv_resource_allocations_total: "counter",
+  evkv_request_duration_seconds: "histogram",
+  evkv_uptime_seconds: "gauge",
+  evkv_draining: "gauge",
+};
+
+function metricsPort(server: Server): number {
+  const port = server.addr.metricsPort;
+  assert.ok(port !== undefined && port > 0, "the server serves metrics");
+  return port;
+}
+
+/** Waits for the shards' gauges (published every 250 ms) to show `want`. */
+async function scrapeUntil(port: number, ok: (s: Scrape) => boolean): Promise<Scrape> {
+  let s = await scrape(port);
+  for (let i = 0; i < 40 && !ok(s); i++) {
+    await sleep(100);
+    s = await scrape(port);
+  }
+  return s;
+}
+
+for (const layout of [LAYOUTS[0], LAYOUTS[1]]) {
+  Deno.test(`${layout.name}: a scrape under load has every family and each counter moves by what the load did`, async () => {
+    await withServer(
+      { ...layout.options, respPort: 0, ops: { metricsPort: 0, slowlog: { thresholdUs: -1 } } },
+      async (server) => {
+        const port = metricsPort(server);
+        const before = await scrape(port);
+        for (const [name, type] of Object.entries(FAMILIES)) {
+          assert.equal(before.types.get(name), type, `family ${name} is present as a ${type}`);
+        }
+        for (const kind of RESOURCE_KINDS) {
+          assert.ok(
+            before.samples.some((s) =>
+              s.name === "evkv_resource_held_bytes" && s.labels.kind === kind
+            ),
+            `held bytes of ${kind}`,
+          );
+        }
+
+        const N = 200;
+        await using kv = await connect({ port: server.addr.port });
+        await Promise.all(
+          Array.from(
+            { length: N },
+            (_, i) => kv.put(`m:${i}`, "v".repeat(100), i < 50 ? { ttlMs: 60_000 } : {}),
+          ),
+        );
+        await Promise.all(Array.from({ length: N }, (_, i) => kv.get(`m:${i}`)));
+        await assert.rejects(kv.call(999, new Uint8Array(0)), EvkvError);
+        // Two keys that expire, then are read: counted as expired.
+        await kv.put("gone:1", "x", { ttlMs: 20 });
+        await kv.put("gone:2", "x", { ttlMs: 20 });
+        await sleep(60);
+        assert.equal(await kv.get("gone:1"), undefined);
+        assert.equal(await kv.get("gone:2"), undefined);
+
+        await using resp = await Resp.connect(server.addr.respPort!);
+        for (let i = 0; i < 10; i++) assert.equal(await resp.send("SET", `r:${i}`, "v"), "OK");
+        assert.equal(await resp.send("GET", "r:1"), "v");
+        assert.ok(typeof (await resp.send("NOSUCH")) === "object");
+
+        const during = await scrapeUntil(port, (s) => value(s, "evkv_keys") === N + 10);
+        const delta = (name: string, labels: Record<string, string> = {}) =>
+          value(during, name, labels) - value(before, name, labels);
+
+        const wire = { protocol: "wire" };
+        assert.equal(delta("evkv_requests_total", { ...wire, method: "Put", status: "OK" }), N + 2);
+        assert.equal(delta("evkv_requests_total", { ...wire, method: "Get", status: "OK" }), N + 2);
+        // Codes past the counted range share one "other" series.
+        assert.equal(
+          delta("evkv_requests_total", { ...wire, method: "other", status: "UNKNOWN_METHOD" }),
+          1,
+        );
+        assert.equal(delta("evkv_errors_total", { status: "UNKNOWN_METHOD" }), 1);
+        assert.equal(delta("evkv_resp_commands_total", { command: "set", status: "ok" }), 10);
+        assert.equal(delta("evkv_resp_commands_total", { command: "get", status: "ok" }), 1);
+        assert.equal(delta("evkv_resp_commands_total", { command: "unknown", status: "error" }), 1);
+        const latency = (protocol: string) =>
+          delta("evkv_request_duration_seconds_count", { protocol });
+        assert.equal(latency("wire"), 2 * N + 5);
+        assert.equal(latency("resp"), 12);
+        assert.ok(delta("evkv_request_duration_seconds_sum", { protocol: "wire" }) > 0);
+        assert.equal(value(during, "evkv_connections_open"), 2);
+        assert.equal(delta("evkv_connections_accepted_total"), 2);
+        assert.ok(delta("evkv_received_bytes_total") > N * 100, "request bytes counted");
+        assert.ok(delta("evkv_sent_bytes_total") > N * 100, "reply bytes counted");
+        assert.equal(value(during, "evkv_keys"), N + 10);
+        assert.equal(value(during, "evkv_keys_with_ttl"), 50);
+        assert.ok(value(during, "evkv_memory_used_bytes") > N * 100, "used memory");
+        assert.equal(delta("evkv_expired_keys_total"), 2);
+        assert.ok(delta("evkv_resource_allocations_total", { kind: "request" }) >= 2 * N);
+        assert.equal(value(during, "evkv_resource_live", { kind: "connection" }), 2);
+
+        // A worker that dies is counted.
+        await server.killWorker(layout.options.mode === "inline" ? "io" : "task", 1);
+        const after = await scrape(port);
+        const kind = layout.options.mode === "inline" ? "io" : "task";
+        assert.equal(
+          value(after, "evkv_worker_restarts_total", { kind }) -
+            value(before, "evkv_worker_restarts_total", { kind }),
+          1,
+        );
+      },
+    );
+  });
+}
+
+Deno.test("healthz answers 200 while serving and 503 while draining, and unknown paths 404", async () => {
+  let draining = false;
+  const m = startMetricsServer({
+    stats: () => ({ resources: {}, counters: {} }) as never,
+    ops: {} as never,
+    methodNames: {},
+    commandNames: [],
+    gaugeNames: [],
+    startedAt: Date.now(),
+    maxConnections: 1,
+    draining: () => draining,
+  }, { hostname: "127.0.0.1", port: 0 });
+  try {
+    const get = async (path: string) => {
+      const r = await fetch(`http://127.0.0.1:${m.port}${path}`);
+      await r.body?.cancel();
+      return r.status;
+    };
+    assert.equal(await get("/healthz"), 200);
+    draining = true;
+    assert.equal(await get("/healthz"), 503);
+    assert.equal(await get("/nope"), 404);
+  } finally {
+    await m.close();
+  }
+});
+
+Deno.test("a server without --metrics-port opens no metrics port", async () => {
+  await withServer({}, async (server) => {
+    assert.equal(server.addr.metricsPort, undefined);
+  });
+});
+
+function entries(v: RespValue): RespValue[][] {
+  assert.ok(Array.isArray(v));
+  return v as RespValue[][];
+}
+
+Deno.test("SLOWLOG keeps requests over the threshold, newest first, bounded, and RESET empties it", async () => {
+  await withServer(
+    { mode: "pool", respPort: 0, ops: { slowlog: { thresholdUs: 0, maxLen: 4 } } },
+    async (server) => {
+      await using resp = await Resp.connect(server.addr.respPort!);
+      assert.equal(await resp.send("SLOWLOG", "RESET"), "OK");
+      for (let i = 0; i < 3; i++) await resp.send("SET", `s:${i}`, "v");
+      await using kv = await connect({ port: server.addr.port });
+      await kv.get("s:0");
+      const got = entries(await resp.send("SLOWLOG", "GET", "3"));
+      assert.equal(got.length, 3);
+      // Newest first: the wire Get, then the SETs.
+      assert.deepEqual(got[0][3], ["Get"]);
+      assert.deepEqual(got[1][3], ["set"]);
+      assert.ok((got[0][0] as number) > (got[1][0] as number), "ids increase");
+      assert.ok(typeof got[0][2] === "number" && got[0][2] >= 0, "duration in µs");
+      assert.match(got[0][4] as string, /^127\.0\.0\.1:\d+$/);
+      // At most maxLen per IO worker, and the whole log stays bounded.
+      for (let i = 0; i < 20; i++) await resp.send("PING");
+      const len = await resp.send("SLOWLOG", "LEN");
+      assert.ok(typeof len === "number" && len <= 4, `bounded: ${len}`);
+      assert.equal(await resp.send("SLOWLOG", "RESET"), "OK");
+      // The RESET itself is the one entry left, as in Redis.
+      assert.ok((await resp.send("SLOWLOG", "LEN")) as number <= 1);
+      assert.deepEqual(await resp.send("SLOWLOG", "NOPE"), {
+        error: "ERR unknown subcommand or wrong number of arguments for 'NOPE'. Try SLOWLOG HELP.",
+      });
+    },
+  );
+});
+
+Deno.test("SLOWLOG stays empty below the threshold", async () => {
+  await withServer(
+    { mode: "inline", respPort: 0, ops: { slowlog: { thresholdUs: 60_000_000 } } },
+    async (server) => {
+      await using resp = await Resp.connect(server.addr.respPort!);
+      for (let i = 0; i < 5; i++) await resp.send("SET", `q:${i}`, "v");
+      assert.equal(await resp.send("SLOWLOG", "LEN"), 0);
+      assert.deepEqual(await resp.send("SLOWLOG", "GET"), []);
+    },
+  );
+});
