@@ -11,7 +11,8 @@
  * strict-leaks yes
  * ```
  *
- * Blank lines and lines starting with `#` are skipped; a value may be
+ * `--config -` reads the file from standard input. Blank lines and lines
+ * starting with `#` are skipped; a value may be
  * wrapped in double quotes. A flag without a value (`strict-leaks`) takes
  * `yes` or `no`. Each line is checked on its own with the same parser as
  * the command line, so an unknown name or a bad value is refused at start
@@ -58,11 +59,6 @@ function unknownOption(e: unknown): boolean {
     (e as TypeError & { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION";
 }
 
-function positional(e: unknown): boolean {
-  return e instanceof TypeError &&
-    (e as TypeError & { code?: string }).code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL";
-}
-
 function missingValue(e: unknown): boolean {
   return e instanceof TypeError &&
     (e as TypeError & { code?: string }).code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE";
@@ -76,7 +72,7 @@ function missingValue(e: unknown): boolean {
  * ```ts
  * import { configFileArgs } from "@evkv/evkv";
  * configFileArgs("evkv.conf", "port 7000\n# a comment\nstrict-leaks yes\n");
- * // ["--port", "7000", "--strict-leaks"]
+ * // ["--port=7000", "--strict-leaks"]
  * ```
  */
 export function configFileArgs(file: string, text: string): string[] {
@@ -110,24 +106,31 @@ export function configFileArgs(file: string, text: string): string[] {
 /** One line's arguments, checked with the command-line parser. */
 function lineArgs(file: string, at: number, name: string, value: string): string[] {
   const flag = `--${name}`;
+  // Asked alone, a switch parses and a flag that takes a value says so.
+  let takesValue = false;
   try {
-    if (value === "") {
-      parseServeFlags([flag]);
-      throw new ConfigFileError(file, at, `"${name}" needs "yes" or "no"`);
-    }
-    parseServeFlags([flag, value]);
-    return [flag, value];
+    parseServeFlags([flag]);
   } catch (e) {
-    if (e instanceof ConfigFileError) throw e;
     if (unknownOption(e)) throw new ConfigFileError(file, at, `unknown name "${name}"`);
-    if (missingValue(e)) throw new ConfigFileError(file, at, `"${name}" needs a value`);
-    if (!positional(e)) throw new ConfigFileError(file, at, `${name}: ${reasonOf(e)}`);
+    if (!missingValue(e)) throw new ConfigFileError(file, at, `${name}: ${reasonOf(e)}`);
+    takesValue = true;
   }
-  // A flag that takes no value: yes or no.
-  const v = value.toLowerCase();
-  if (YES.has(v)) return [flag];
-  if (NO.has(v)) return [];
-  throw new ConfigFileError(file, at, `${name}: "${value}" is not yes or no`);
+  if (!takesValue) {
+    const v = value.toLowerCase();
+    if (YES.has(v)) return [flag];
+    if (NO.has(v)) return [];
+    if (value === "") throw new ConfigFileError(file, at, `"${name}" needs "yes" or "no"`);
+    throw new ConfigFileError(file, at, `${name}: "${value}" is not yes or no`);
+  }
+  if (value === "") throw new ConfigFileError(file, at, `"${name}" needs a value`);
+  // `--name=value`, so that a value starting with "-" is not taken for a flag.
+  const arg = `${flag}=${value}`;
+  try {
+    parseServeFlags([arg]);
+  } catch (e) {
+    throw new ConfigFileError(file, at, `${name}: ${reasonOf(e)}`);
+  }
+  return [arg];
 }
 
 /**
@@ -164,7 +167,8 @@ export function splitConfigFlag(args: string[]): { file: string | null; rest: st
 
 /**
  * The arguments to parse for `args`: the config file's (when `--config` is
- * given), then the command line's, so that the command line wins.
+ * given; `-` reads standard input), then the command line's, so that the
+ * command line wins.
  *
  * @example
  * ```ts
@@ -177,7 +181,10 @@ export async function argsWithConfig(args: string[]): Promise<string[]> {
   if (file === null) return rest;
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    // "-" is standard input, as for redis-server.
+    text = file === "-"
+      ? await new Response(Deno.stdin.readable).text()
+      : await Deno.readTextFile(file);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     throw new RangeError(`Read config ${file}: ${why}`);

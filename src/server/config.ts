@@ -38,12 +38,13 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --metrics-port N     serve Prometheus /metrics and /healthz here (default: off)
   --metrics-host ADDR  address of the metrics endpoint (default 127.0.0.1)
   --slowlog-threshold-us N
-                       log requests at least this slow for SLOWLOG, -1 = off (default 10000)
+                       log requests at least this slow for SLOWLOG; off: --slowlog-threshold-us=-1
+                       (default 10000)
   --slowlog-max-len N  slow log entries kept per IO worker (default 128)
   --log-level error|warn|info|debug   (default info)
   --log-format text|json              (default text)
-  --config FILE        read flags from FILE, one "name value" per line; flags given
-                       on the command line win (see README)
+  --config FILE        read flags from FILE (- for stdin), one "name value" per line;
+                       flags given on the command line win (see README)
   --help               print this text
 
 Signals: SIGUSR2 prints the resource table; SIGINT or SIGTERM drains and exits.`;
