@@ -166,8 +166,9 @@ Deno.test("healthz answers 200 while serving and 503 while draining, and unknown
 });
 
 Deno.test("a server without --metrics-port opens no metrics port", async () => {
-  await withServer({}, async (server) => {
+  await withServer({}, (server) => {
     assert.equal(server.addr.metricsPort, undefined);
+    return Promise.resolve();
   });
 });
 

@@ -53,7 +53,7 @@ export class GaugeWriter {
   }
 
   /** Publishes `source`'s numbers unless it did so less than a period ago. */
-  tick(source: GaugeSource, now = Date.now()): void {
+  tick(source: GaugeSource, now: number = Date.now()): void {
     if (now < this.#next) return;
     this.#next = now + GAUGE_PERIOD_MS;
     const g = source.gauges();

@@ -149,7 +149,7 @@ export class BurstLog {
    * Given a monotonic `total` now, logs a warning when it grew since the
    * last line and the window has passed. Returns true when it logged.
    */
-  observe(total: number, what: string, now = Date.now()): boolean {
+  observe(total: number, what: string, now: number = Date.now()): boolean {
     if (total <= this.#last || now - this.#loggedAt < this.#windowMs) return false;
     const delta = total - this.#last;
     this.#last = total;
