@@ -219,3 +219,15 @@ Deno.test("SLOWLOG stays empty below the threshold", async () => {
     },
   );
 });
+
+Deno.test("inline with one IO worker, a fan-out command (DBSIZE) is answered once and nothing is freed twice", async () => {
+  await withServer({ mode: "inline", ioThreads: 1, respPort: 0 }, async (server) => {
+    await using resp = await Resp.connect(server.addr.respPort!);
+    assert.equal(await resp.send("SET", "a", "1"), "OK");
+    assert.equal(await resp.send("DBSIZE"), 1);
+    assert.equal(await resp.send("PING"), "PONG");
+    const r = server.stats().resources;
+    assert.equal(r.fanout.alloc, r.fanout.free);
+    assert.equal(r.request.alloc - r.request.free, 0);
+  });
+});

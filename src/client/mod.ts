@@ -33,3 +33,17 @@ export {
   type StatsRow,
 } from "./client.ts";
 export { Status, type StatusName, statusName } from "../protocol/constants.ts";
+export {
+  KETAMA_HASHES,
+  type KetamaHash,
+  ketamaHash,
+  type KetamaNode,
+  type KetamaOptions,
+  KetamaRing,
+} from "./ketama.ts";
+export {
+  connectSharded,
+  ShardedClient,
+  type ShardedOptions,
+  type ShardedServer,
+} from "./sharded.ts";

@@ -366,7 +366,9 @@ export class Dispatcher implements CallSite {
       }
     }
     if (oneway) this.#release(conn);
-    else if (f.remaining === 0) this.#completeFanout(id, f);
+    // No part was taken (every ring full); unless the local part, run just
+    // now, was the only one and already completed it.
+    else if (f.remaining === 0 && this.#fanouts.get(id) === f) this.#completeFanout(id, f);
   }
 
   /** One shard's part of fan-out `id`; `body` may be a view into a ring. */
