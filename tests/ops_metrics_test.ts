@@ -231,3 +231,35 @@ Deno.test("inline with one IO worker, a fan-out command (DBSIZE) is answered onc
     assert.equal(r.request.alloc - r.request.free, 0);
   });
 });
+
+Deno.test("kvclient slowlog prints, counts and resets the slow log over the RESP port", async () => {
+  const CLIENT = new URL("../src/client/cli.ts", import.meta.url).pathname;
+  const run = async (...args: string[]) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-net", "--allow-read", CLIENT, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const d = new TextDecoder();
+    return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
+  };
+  await withServer(
+    { mode: "pool", respPort: 0, ops: { slowlog: { thresholdUs: 0 } } },
+    async (server) => {
+      const port = String(server.addr.respPort);
+      await using kv = await connect({ port: server.addr.port });
+      await kv.put("k", "v");
+      const json = await run("slowlog", "--resp-port", port, "get", "5", "--json");
+      assert.equal(json.code, 0, json.err);
+      const entries = JSON.parse(json.out).entries;
+      assert.ok(entries.some((e: { command: string }) => e.command === "Put"), json.out);
+      const table = await run("slowlog", "--resp-port", port);
+      assert.match(table.out, /^ +id +time +duration_us +command +client$/m);
+      assert.equal((await run("slowlog", "--resp-port", port, "reset")).out, "OK\n");
+      const len = await run("slowlog", "--resp-port", port, "len");
+      assert.match(len.out, /^[01]\n$/);
+      const bad = await run("slowlog", "--resp-port", port, "frobnicate");
+      assert.equal(bad.code, 2);
+    },
+  );
+});

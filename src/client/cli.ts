@@ -15,6 +15,7 @@
 import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
 import { benchArgs, benchMain } from "./bench.ts";
+import { slowlogMain } from "./slowlog.ts";
 import {
   type Client,
   connect,
@@ -48,6 +49,8 @@ Commands:
                                      List one page of keys starting with PREFIX
   stats                              Print the server's counters
   bench [options]                    Load generator; "bench --help" lists its options
+  slowlog --resp-port P [get [N]|len|reset]
+                                     The server's slow log, over its RESP port
 
 Options:
   --host HOST      Server host (default ${DEFAULT_HOST})
@@ -104,6 +107,7 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "--") args = args.slice(1);
   const bench = benchArgs(args);
   if (bench) return await benchMain(bench);
+  if (args[0] === "slowlog") return await slowlogMain(args.slice(1));
   let inv: Invocation | "help";
   try {
     inv = parseInvocation(args);
