@@ -4,7 +4,15 @@
  * the load did.
  */
 import assert from "node:assert/strict";
-import { type Server, startMetricsServer } from "../mod.ts";
+import {
+  createOpsMemory,
+  LATENCY_BOUNDS_S,
+  readRequestTotals,
+  readSlowlog,
+  Recorder,
+  type Server,
+  startMetricsServer,
+} from "../mod.ts";
 import { connect, EvkvError } from "../src/client/mod.ts";
 import { LAYOUTS, sleep, withServer } from "./support.ts";
 import { Resp, type RespValue, type Scrape, scrape, value } from "./ops_support.ts";
@@ -262,4 +270,29 @@ Deno.test("kvclient slowlog prints, counts and resets the slow log over the RESP
       assert.equal(bad.code, 2);
     },
   );
+});
+
+Deno.test("the recorder puts latencies in their buckets and slow ones in the slow log", () => {
+  const mem = createOpsMemory(1, 1, { thresholdUs: 1_000_000, maxLen: 2 });
+  const rec = new Recorder();
+  rec.bind(mem, 0);
+  const now = performance.now();
+  rec.wire(2, 0, now - 2000, "127.0.0.1:1"); // 2 s: the (1, 2.5] bucket
+  rec.wire(2, 0, now - 7000, "127.0.0.1:2"); // 7 s: +Inf
+  rec.resp(3, true, now - 1500, "127.0.0.1:3");
+  rec.endOfBatch();
+  const t = readRequestTotals(mem);
+  const le = (s: number) => LATENCY_BOUNDS_S.indexOf(s);
+  assert.equal(t.latency[0].cumulative[le(1)], 0);
+  assert.equal(t.latency[0].cumulative[le(2.5)], 1);
+  assert.equal(t.latency[0].cumulative[LATENCY_BOUNDS_S.length], 2);
+  assert.ok(t.latency[0].sum >= 9 && t.latency[0].sum < 10, `sum ${t.latency[0].sum}`);
+  assert.equal(t.latency[1].count, 1);
+  assert.equal(t.wire[2 * 16 + 0], 2);
+  assert.equal(t.resp[3 * 2 + 1], 1);
+  // All three were over 1 s; the log keeps the newest 2 of this worker.
+  const slow = readSlowlog(mem);
+  assert.deepEqual(slow.map((e) => e.client), ["127.0.0.1:3", "127.0.0.1:2"]);
+  assert.equal(slow[0].protocol, "resp");
+  assert.ok(slow[1].durationUs >= 7_000_000);
 });
