@@ -10,6 +10,7 @@ import {
   readRequestTotals,
   readSlowlog,
   Recorder,
+  serve,
   type Server,
   startMetricsServer,
 } from "../mod.ts";
@@ -295,4 +296,17 @@ Deno.test("the recorder puts latencies in their buckets and slow ones in the slo
   assert.deepEqual(slow.map((e) => e.client), ["127.0.0.1:3", "127.0.0.1:2"]);
   assert.equal(slow[0].protocol, "resp");
   assert.ok(slow[1].durationUs >= 7_000_000);
+});
+
+Deno.test("a metrics port that is taken fails the start with a clear error and starts no worker", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    await assert.rejects(
+      serve({ port: 0, ioThreads: 1, workers: 1, ops: { metricsPort: port } }),
+      new RegExp(`^Error: Start metrics endpoint on 127\\.0\\.0\\.1:${port}: `),
+    );
+  } finally {
+    taken.close();
+  }
 });

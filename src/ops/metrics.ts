@@ -240,7 +240,26 @@ export function startMetricsServer(
   src: MetricsSource,
   at: { hostname: string; port: number },
 ): MetricsServer {
-  const server = Deno.serve(
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = serveMetrics(src, at);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new Error(`Start metrics endpoint on ${at.hostname}:${at.port}: ${why}`, { cause: e });
+  }
+  return {
+    port: server.addr.port,
+    close: async () => {
+      await server.shutdown();
+    },
+  };
+}
+
+function serveMetrics(
+  src: MetricsSource,
+  at: { hostname: string; port: number },
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve(
     { hostname: at.hostname, port: at.port, onListen: () => {} },
     (req) => {
       const path = new URL(req.url).pathname;
@@ -260,10 +279,4 @@ export function startMetricsServer(
       return new Response("Not found: try /metrics or /healthz\n", { status: 404 });
     },
   );
-  return {
-    port: server.addr.port,
-    close: async () => {
-      await server.shutdown();
-    },
-  };
 }

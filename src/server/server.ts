@@ -160,6 +160,15 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
   const ops = createOpsMemory(layout.ioThreads, shardCount(layout), options.ops?.slowlog);
+  // Before any worker: a metrics port that is taken fails the start cleanly.
+  const opsRt = await startOps(options.ops, {
+    stats: () => snapshot(statsMemory),
+    ops,
+    serviceUrl,
+    startedAt: plan.startedAt,
+    maxConnections: limits.maxConnections,
+  });
+  const log = opsRt.log;
   const taskInit = (shard: number): TaskWorkerInit => ({ plan, shard, serviceUrl, maxBody, ops });
   const tasks: WorkerHandle[] = await Promise.all(
     Array.from(
@@ -205,14 +214,6 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   }
   const port = endpoints[0].port;
   const respPort = endpoints.find((e) => e.codec === "resp")?.port;
-  const opsRt = await startOps(options.ops, {
-    stats: () => snapshot(statsMemory),
-    ops,
-    serviceUrl,
-    startedAt: plan.startedAt,
-    maxConnections: limits.maxConnections,
-  });
-  const log = opsRt.log;
   const proxy = new SocketProxy(ios);
   ios.forEach((_, i) => proxy.attach(i));
   for (const l of listeners) proxy.accept(l.listener, l.codec);
