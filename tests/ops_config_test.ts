@@ -11,8 +11,10 @@ import {
   Logger,
   type LogLevel,
   parseServeFlags,
+  serve,
   splitConfigFlag,
 } from "../mod.ts";
+import { sleep } from "./support.ts";
 
 const CLI = new URL("../src/server/cli.ts", import.meta.url).pathname;
 
@@ -220,4 +222,44 @@ Deno.test("a server started from a config file in JSON log format writes only JS
   ]);
   assert.match(parsed[3].msg, /^stopped cleanly; all \d+ resource kinds back to zero$/);
   assert.equal(parsed.length, 4);
+});
+
+Deno.test("a server logs a worker restart and a burst of refused connections, one line each", async () => {
+  const lines: [LogLevel, string][] = [];
+  const logger = new Logger("info", "json", (l, s) => lines.push([l, s]));
+  const server = await serve({
+    port: 0,
+    ioThreads: 1,
+    workers: 1,
+    limits: { maxConnections: 1 },
+    ops: { logger },
+  });
+  const conns: Deno.Conn[] = [];
+  try {
+    await server.killWorker("task", 0);
+    conns.push(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }));
+    await sleep(100);
+    for (let i = 0; i < 5; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      // The refusal: one OVERLOADED frame, then the close.
+      await c.read(new Uint8Array(512));
+      c.close();
+    }
+    // The watch looks once a second.
+    for (let i = 0; i < 30 && !lines.some(([, s]) => s.includes("connections refused")); i++) {
+      await sleep(100);
+    }
+  } finally {
+    for (const c of conns) c.close();
+    await server.shutdown();
+  }
+  const parsed = lines.map(([level, s]) => ({ level, ...JSON.parse(s) }));
+  const restarts = parsed.filter((p) => /task worker 0 died/.test(p.msg));
+  assert.equal(restarts.length, 1);
+  assert.equal(restarts[0].level, "error");
+  const refused = parsed.filter((p) => p.msg.startsWith("connections refused"));
+  assert.equal(refused.length, 1, JSON.stringify(parsed));
+  assert.equal(refused[0].level, "warn");
+  // A tick may fall between two refusals: the line counts those before it.
+  assert.ok(refused[0].total >= 1 && refused[0].total <= 5, `total ${refused[0].total}`);
 });
