@@ -8,12 +8,13 @@
  * status, RESP commands by outcome, and one latency histogram per
  * protocol. A request's latency runs from the read that brought its frame
  * (`Connection.arrivedAt`) to the end of the batch that hands its reply to
- * the socket; the clock is read once per read and once per batch, not per
- * request. Requests slower than the threshold also go to the worker's slow
- * log ring.
+ * the socket (taken just before the batch's writes); the clock is read once
+ * per read and once per batch, not per request. Requests slower than the
+ * threshold also go to the worker's slow log ring.
  *
- * Bounds: `4 * (BLOCK_SLOTS * 8) ` bytes per IO worker for the counters, and
- * `ioThreads * maxLen * SLOW_ENTRY_BYTES` for the slow log.
+ * Bounds: `BLOCK_SLOTS * 8` bytes (about 10 KiB) per IO worker for the
+ * counters, `64 + ioThreads * maxLen * SLOW_ENTRY_BYTES` for the slow log,
+ * `shards * GAUGE_SLOTS * 8` for the gauges.
  *
  * @module
  */
@@ -200,7 +201,7 @@ export class Recorder {
     this.#n = n + 1;
   }
 
-  /** The batch's replies were handed to their sockets: time them. */
+  /** The batch's replies are about to be handed to their sockets: time them. */
   endOfBatch(): void {
     const n = this.#n;
     if (n === 0) return;

@@ -281,12 +281,14 @@ class IoWorker implements ConnectionOwner {
       for (const s of touched) wake(this.#control, shardThread(layout, s));
       touched.clear();
     }
+    // Timed just before the writes, so a slow request's entry is in the
+    // slow log before its client can see the reply.
+    recorder.endOfBatch();
     const dirty = this.#dirty;
     for (let i = 0; i < dirty.length; i++) {
       if (dirty[i].dirty) dirty[i].flush();
     }
     dirty.length = 0;
-    recorder.endOfBatch();
     this.#maybeDrained();
   }
 
