@@ -8,7 +8,8 @@ import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
 import { parseServeFlags, SERVE_USAGE } from "./config.ts";
 import { serve } from "./server.ts";
 import { argsWithConfig } from "../ops/config_file.ts";
-import { Logger } from "../ops/log.ts";
+import type { LogFields } from "../ops/log.ts";
+import type { ServeOptions, Server } from "./server.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -16,8 +17,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     flags = parseServeFlags(await argsWithConfig(args));
   } catch (e) {
-    // Flags are not parsed yet, so the format is not known: plain text.
-    console.error(`evkv: ${e instanceof Error ? e.message : String(e)}`);
+    console.error(e instanceof Error ? e.message : String(e));
     console.error(SERVE_USAGE);
     return 2;
   }
@@ -25,34 +25,19 @@ export async function main(args: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
-  const log = new Logger(flags.log.level, flags.log.format);
-  let server;
-  try {
-    server = await serve({ ...flags.options, ops: { ...flags.options.ops, logger: log } });
-  } catch (e) {
-    log.error(`start failed: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
-  }
+  const server = await serve(flags.options);
+  const log = flags.logger;
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
-  const { hostname, port, respPort, metricsPort } = server.addr;
-  const resp = respPort === undefined ? "" : `, RESP on ${respPort}`;
-  const metrics = metricsPort === undefined ? "" : `, metrics on ${metricsPort}`;
-  const accept = o.accept ?? "reuseport";
+  const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;
+  const metrics = server.addr.metricsPort === undefined
+    ? ""
+    : `, metrics on ${server.addr.metricsPort}`;
   const listening =
-    `evkv listening on ${hostname}:${port}${resp}${metrics} (pid ${Deno.pid}, mode ${mode}, ` +
-    `accept ${accept}, io workers ${ioThreads}, task workers ${taskThreads})`;
-  log.info(listening, {
-    host: hostname,
-    port,
-    resp_port: respPort ?? null,
-    metrics_port: metricsPort ?? null,
-    pid: Deno.pid,
-    mode,
-    accept,
-    io_workers: ioThreads,
-    task_workers: taskThreads,
-  }, listening);
+    `evkv listening on ${server.addr.hostname}:${server.addr.port}${resp}${metrics} ` +
+    `(pid ${Deno.pid}, mode ${mode}, accept ${o.accept ?? "reuseport"}, ` +
+    `io workers ${ioThreads}, task workers ${taskThreads})`;
+  log.info(listening, listeningFields(server, o), listening);
   if (flags.testLeak) {
     // Test-only: proves that the exit check reports a kind left held.
     server.leakForTest(Res[flags.testLeak]);
@@ -85,3 +70,21 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
+
+/** The start line's facts as JSON log fields. */
+function listeningFields(
+  server: { addr: Server["addr"]; layout: Server["layout"] },
+  o: ServeOptions,
+): LogFields {
+  return {
+    host: server.addr.hostname,
+    port: server.addr.port,
+    resp_port: server.addr.respPort ?? null,
+    metrics_port: server.addr.metricsPort ?? null,
+    pid: Deno.pid,
+    mode: server.layout.mode,
+    accept: o.accept ?? "reuseport",
+    io_workers: server.layout.ioThreads,
+    task_workers: server.layout.taskThreads,
+  };
+}

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
 import type { AcceptMode, ServeOptions } from "./server.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../ops/log.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, Logger, type LogLevel } from "../ops/log.ts";
 
 /** Usage text of `deno task serve`. */
 export const SERVE_USAGE = `Usage: deno task serve [flags]
@@ -61,6 +61,8 @@ export interface ServeFlags {
   help: boolean;
   /** `--log-level` and `--log-format`. */
   log: { level: LogLevel; format: LogFormat };
+  /** The logger they make; also `options.ops.logger`. */
+  logger: Logger;
 }
 
 const UNITS: Record<string, number> = {
@@ -164,6 +166,11 @@ export function parseServeFlags(args: string[]): ServeFlags {
   const ringBytes = values["ring-bytes"] === undefined
     ? undefined
     : parseSize(values["ring-bytes"]);
+  const log = {
+    level: oneOf("log-level", values["log-level"], LOG_LEVELS) ?? "info",
+    format: oneOf("log-format", values["log-format"], LOG_FORMATS) ?? "text",
+  };
+  const logger = new Logger(log.level, log.format);
   return {
     options: {
       host: values.host,
@@ -192,6 +199,7 @@ export function parseServeFlags(args: string[]): ServeFlags {
       ops: {
         metricsPort: int("metrics-port", values["metrics-port"], 0),
         metricsHost: values["metrics-host"],
+        logger,
         slowlog: definedOnly({
           thresholdUs: int("slowlog-threshold-us", values["slowlog-threshold-us"], -1),
           maxLen: int("slowlog-max-len", values["slowlog-max-len"], 1),
@@ -201,9 +209,7 @@ export function parseServeFlags(args: string[]): ServeFlags {
     strictLeaks: values["strict-leaks"] ?? false,
     testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,
     help: values.help ?? false,
-    log: {
-      level: oneOf("log-level", values["log-level"], LOG_LEVELS) ?? "info",
-      format: oneOf("log-format", values["log-format"], LOG_FORMATS) ?? "text",
-    },
+    log,
+    logger,
   };
 }
