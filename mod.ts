@@ -154,6 +154,7 @@ export {
 } from "./src/ops/gauges.ts";
 export { STORE_GAUGES, storeGauges } from "./src/ops/store_gauges.ts";
 export { respCommandIndex, respCommandNames } from "./src/ops/command_index.ts";
+export { RespTrack } from "./src/ops/resp_track.ts";
 export {
   createOpsMemory,
   type Histogram,
@@ -163,6 +164,7 @@ export {
   readRequestTotals,
   readSlowlog,
   Recorder,
+  recorder,
   type RequestTotals,
   resetSlowlog,
   type SlowEntry,

@@ -10,6 +10,8 @@ import {
   readRequestTotals,
   readSlowlog,
   Recorder,
+  recorder,
+  RespTrack,
   serve,
   type Server,
   startMetricsServer,
@@ -309,4 +311,26 @@ Deno.test("a metrics port that is taken fails the start with a clear error and s
   } finally {
     taken.close();
   }
+});
+
+Deno.test("RESP replies are matched to their commands in order, past the FIFO's first size", () => {
+  const mem = createOpsMemory(1, 1, { thresholdUs: -1 });
+  recorder.bind(mem, 0);
+  const track = new RespTrack();
+  const ok = new TextEncoder().encode("+OK\r\n");
+  const err = new TextEncoder().encode("-ERR no\r\n");
+  const now = performance.now();
+  for (let i = 0; i < 40; i++) track.begin(1 + (i % 3), now);
+  assert.equal(track.pending, 40);
+  for (let i = 0; i < 40; i++) track.written(i % 2 ? err : ok, "c", now);
+  // A reply with no command (a protocol error) counts as an unknown command.
+  track.written(err, "c", now);
+  recorder.endOfBatch();
+  const t = readRequestTotals(mem);
+  const count = (cmd: number, failed: number) => t.resp[cmd * 2 + failed];
+  assert.equal(count(1, 0) + count(1, 1), 14);
+  assert.equal(count(2, 0) + count(2, 1), 13);
+  assert.equal(count(3, 0) + count(3, 1), 13);
+  assert.equal(count(0, 1), 1);
+  assert.equal(t.latency[1].count, 41);
 });

@@ -66,7 +66,7 @@ export const respCodec: Codec = {
     }
     if (spans.at !== off || args.length === 0) return; // an empty line or `*0`
     const name = commandName(args[0]);
-    s.command = respCommandIndex(name);
+    s.track.begin(respCommandIndex(name), conn.arrivedAt);
     // Own properties only: "constructor" or "__proto__" are not commands.
     const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!command) return s.reply(conn, unknownCommand(args[0], args.slice(1)));

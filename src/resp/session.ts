@@ -14,7 +14,7 @@ import type { Outcome } from "../server/executor.ts";
 import { Fifo } from "../server/fifo.ts";
 import type { MessageType } from "../server/service.ts";
 import { ArgSpans } from "./frame.ts";
-import { recorder } from "../ops/recorder.ts";
+import { RespTrack } from "../ops/resp_track.ts";
 
 /** The answer to one call of a command. */
 export type Result =
@@ -39,19 +39,9 @@ class PendingReply implements ReplySink {
   readonly #results: Result[];
   readonly #render: (results: Result[]) => Uint8Array;
   #remaining: number;
-  /** For the metrics: the command's number and when its frame arrived. */
-  readonly command: number;
-  readonly at: number;
 
-  constructor(
-    session: Session,
-    calls: Call[],
-    render: (results: Result[]) => Uint8Array,
-    at: number,
-  ) {
+  constructor(session: Session, calls: Call[], render: (results: Result[]) => Uint8Array) {
     this.#session = session;
-    this.command = session.command;
-    this.at = at;
     this.#types = calls.map((c) => c.reply);
     this.#results = new Array(calls.length);
     this.#render = render;
@@ -103,12 +93,12 @@ export class Session {
   #nextCursor = 1;
   /** After QUIT: nothing more is read. */
   quitting = false;
-  /** Number of the command being dispatched (src/ops/command_index.ts), for the metrics. */
-  command = 0;
+  /** Commands awaiting replies, for the metrics (src/ops). */
+  readonly track: RespTrack = new RespTrack();
 
   /** Queues a reply that needs no call (in order behind earlier ones). */
   reply(conn: Connection, bytes: Uint8Array): void {
-    const p = new PendingReply(this, [], () => bytes, conn.arrivedAt);
+    const p = new PendingReply(this, [], () => bytes);
     p.bytes = bytes;
     this.#order.push(p);
     this.flush(conn);
@@ -124,7 +114,7 @@ export class Session {
     calls: Call[],
     render: (results: Result[]) => Uint8Array,
   ): void {
-    const p = new PendingReply(this, calls, render, conn.arrivedAt);
+    const p = new PendingReply(this, calls, render);
     this.#order.push(p);
     calls.forEach((c, part) =>
       site.call(conn, p, c.code, part, 0, c.body, 0, c.body.length, 0, true)
@@ -138,7 +128,7 @@ export class Session {
       order.shift();
       if (!conn.closed) {
         conn.queueBytes(head.bytes);
-        recorder.resp(head.command, head.bytes[0] === 0x2d, head.at, conn.info.remote);
+        this.track.written(head.bytes, conn.info.remote, conn.arrivedAt);
       }
     }
   }
