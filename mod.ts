@@ -143,7 +143,13 @@ export {
   renderMetrics,
   startMetricsServer,
 } from "./src/ops/metrics.ts";
-export { type OpsContext, type OpsOptions, type OpsRuntime, startOps } from "./src/ops/ops.ts";
+export {
+  EvictionWatch,
+  type OpsContext,
+  type OpsOptions,
+  type OpsRuntime,
+  startOps,
+} from "./src/ops/ops.ts";
 export {
   createGaugeMemory,
   GAUGE_PERIOD_MS,

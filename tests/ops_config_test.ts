@@ -8,11 +8,17 @@ import {
   BurstLog,
   configFileArgs,
   ConfigFileError,
+  createOpsMemory,
+  EvictionWatch,
+  GaugeWriter,
+  KV_SERVICE_URL,
   Logger,
   type LogLevel,
   parseServeFlags,
   serve,
   splitConfigFlag,
+  startOps,
+  STORE_GAUGES,
 } from "../mod.ts";
 import { sleep } from "./support.ts";
 
@@ -262,4 +268,52 @@ Deno.test("a server logs a worker restart and a burst of refused connections, on
   assert.equal(refused[0].level, "warn");
   // A tick may fall between two refusals: the line counts those before it.
   assert.ok(refused[0].total >= 1 && refused[0].total <= 5, `total ${refused[0].total}`);
+});
+
+Deno.test("eviction starting is logged once per episode of the shards' eviction counter", () => {
+  const lines: string[] = [];
+  const watch = new EvictionWatch(new Logger("info", "text", (_l, s) => lines.push(s)));
+  assert.equal(watch.observe(7), false, "the first look only learns the value");
+  assert.equal(watch.observe(7), false);
+  assert.equal(watch.observe(12), true);
+  assert.equal(watch.observe(20), false, "same episode");
+  for (let i = 0; i < EvictionWatch.QUIET; i++) assert.equal(watch.observe(20), false);
+  assert.equal(watch.observe(21), true, "a new episode after a quiet spell");
+  assert.deepEqual(lines, [
+    "evkv: eviction started: the memory cap is reached, keys are being evicted evicted_total=12",
+    "evkv: eviction started: the memory cap is reached, keys are being evicted evicted_total=21",
+  ]);
+});
+
+Deno.test("the operations watch reads the shards' eviction counter from shared memory", async () => {
+  const lines: string[] = [];
+  const logger = new Logger("info", "text", (_l, s) => lines.push(s));
+  const ops = createOpsMemory(1, 1);
+  const evicted = STORE_GAUGES.indexOf("evicted_keys_total");
+  const publish = (n: number) => {
+    const g = new Array(STORE_GAUGES.length).fill(0);
+    g[evicted] = n;
+    // A fresh writer each time: one publishes at most every 250 ms.
+    new GaugeWriter(ops.gauges, 0).tick({ gauges: () => g });
+  };
+  publish(0);
+  let looks = 0;
+  const rt = await startOps({ logger }, {
+    // Called once per look of the watch, before it reads the gauges.
+    stats: () => (looks++, { counters: { connections_rejected: 0 } }) as never,
+    ops,
+    serviceUrl: KV_SERVICE_URL,
+    startedAt: Date.now(),
+    maxConnections: 1,
+  });
+  try {
+    // The watch looks once a second: let it see 0 first, then evict.
+    while (looks < 1) await sleep(50);
+    publish(5);
+    for (let i = 0; i < 40 && lines.length === 0; i++) await sleep(100);
+  } finally {
+    await rt.close();
+  }
+  assert.equal(lines.length, 1, lines.join("\n"));
+  assert.match(lines[0], /eviction started.*evicted_total=5$/);
 });

@@ -51,6 +51,53 @@ export interface OpsRuntime {
   close(): Promise<void>;
 }
 
+/**
+ * Logs "eviction started" when the eviction counter starts moving, once per
+ * episode: an episode ends after {@link EvictionWatch.QUIET} observations
+ * without a new eviction.
+ *
+ * @example
+ * ```ts
+ * import { EvictionWatch, Logger } from "@evkv/evkv";
+ * const w = new EvictionWatch(new Logger());
+ * w.observe(0);
+ * w.observe(5); // logs once
+ * w.observe(9); // same episode: no line
+ * ```
+ */
+export class EvictionWatch {
+  /** Quiet observations that end an episode (a minute at one a second). */
+  static readonly QUIET: number = 60;
+  readonly #log: Logger;
+  #last = -1;
+  #evicting = false;
+  #quiet = 0;
+
+  /** Logs through `log`. */
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Looks at the counter's value now; returns true when it logged. */
+  observe(evictedTotal: number): boolean {
+    let logged = false;
+    if (this.#last >= 0 && evictedTotal > this.#last) {
+      this.#quiet = 0;
+      if (!this.#evicting) {
+        this.#evicting = true;
+        logged = true;
+        this.#log.warn("eviction started: the memory cap is reached, keys are being evicted", {
+          evicted_total: evictedTotal,
+        });
+      }
+    } else if (this.#evicting && ++this.#quiet >= EvictionWatch.QUIET) {
+      this.#evicting = false;
+    }
+    this.#last = evictedTotal;
+    return logged;
+  }
+}
+
 /** How often the watch looks at the counters. */
 const WATCH_MS = 1000;
 
@@ -103,26 +150,10 @@ export async function startOps(
   }
   const refused = new BurstLog(log, 10_000);
   const evicted = gaugeNames.indexOf("evicted_keys_total");
-  let lastEvicted = -1;
-  let evicting = false;
-  let quietTicks = 0;
+  const eviction = new EvictionWatch(log);
   const timer = setInterval(() => {
     refused.observe(ctx.stats().counters.connections_rejected, "connections refused");
-    if (evicted < 0) return;
-    const n = sumGauges(ctx.ops.gauges, ctx.ops.shards)[evicted];
-    if (lastEvicted >= 0 && n > lastEvicted) {
-      quietTicks = 0;
-      if (!evicting) {
-        evicting = true;
-        log.warn("eviction started: the memory cap is reached, keys are being evicted", {
-          evicted_total: n,
-        });
-      }
-    } else if (evicting && ++quietTicks >= 60) {
-      // A minute without evictions ends the episode; the next one is logged again.
-      evicting = false;
-    }
-    lastEvicted = n;
+    if (evicted >= 0) eviction.observe(sumGauges(ctx.ops.gauges, ctx.ops.shards)[evicted]);
   }, WATCH_MS);
   Deno.unrefTimer(timer);
   rt.close = async () => {
