@@ -334,3 +334,50 @@ Deno.test("RESP replies are matched to their commands in order, past the FIFO's 
   assert.equal(count(0, 1), 1);
   assert.equal(t.latency[1].count, 41);
 });
+
+Deno.test("scrapes taken while clients keep loading the server parse, and their counters move between them", async () => {
+  await withServer(
+    { mode: "pool", respPort: 0, ops: { metricsPort: 0, slowlog: { thresholdUs: -1 } } },
+    async (server) => {
+      const port = metricsPort(server);
+      await using kv = await connect({ port: server.addr.port });
+      await using resp = await Resp.connect(server.addr.respPort!);
+      let stop = false;
+      const wire = (async () => {
+        for (let i = 0; !stop; i++) {
+          await Promise.all(
+            Array.from({ length: 64 }, (_, j) => kv.put(`l:${(i * 64 + j) % 500}`, "v")),
+          );
+        }
+      })();
+      const redis = (async () => {
+        while (!stop) await resp.send("GET", "l:1");
+      })();
+      try {
+        const first = await scrapeUntil(port, (s) => value(s, "evkv_keys") > 0);
+        await sleep(200);
+        const second = await scrape(port);
+        const put = { protocol: "wire", method: "Put", status: "OK" };
+        assert.ok(
+          value(second, "evkv_requests_total", put) > value(first, "evkv_requests_total", put),
+        );
+        assert.ok(
+          value(second, "evkv_resp_commands_total", { command: "get", status: "ok" }) >
+            value(first, "evkv_resp_commands_total", { command: "get", status: "ok" }),
+        );
+        for (const protocol of ["wire", "resp"]) {
+          const count = (s: Scrape) =>
+            value(s, "evkv_request_duration_seconds_count", { protocol });
+          assert.ok(count(second) > count(first), `${protocol} latency observations grow`);
+        }
+        assert.ok(
+          value(second, "evkv_received_bytes_total") > value(first, "evkv_received_bytes_total"),
+        );
+        assert.equal(value(second, "evkv_connections_open"), 2);
+      } finally {
+        stop = true;
+        await Promise.all([wire, redis]);
+      }
+    },
+  );
+});

@@ -64,8 +64,8 @@ export const Layout = {
   native: 0,
   resp: METHOD_SLOTS * STATUS_SLOTS,
   hist: METHOD_SLOTS * STATUS_SLOTS + COMMAND_SLOTS * 2,
-  /** Per histogram: BUCKETS counts, then the sum (seconds), then the count. */
-  histSlots: BUCKETS + 2,
+  /** Per histogram: BUCKETS counts, then the sum (seconds); the count is their sum. */
+  histSlots: BUCKETS + 1,
 } as const;
 /** Float64 slots of one IO worker's block. */
 export const BLOCK_SLOTS = Layout.hist + PROTOCOL_NAMES.length * Layout.histSlots;
@@ -220,7 +220,6 @@ export class Recorder {
       while (b < BOUNDS_MS.length && ms > BOUNDS_MS[b]) b++;
       s[h + b]++;
       s[h + BUCKETS] += ms / 1000;
-      s[h + BUCKETS + 1]++;
       if (ms >= threshold) this.#slowEntry(ms, proto, what - proto * 65536, this.#remotes[i]);
     }
     // #remotes keeps its stale references until overwritten: clearing them
@@ -360,7 +359,10 @@ export function readRequestTotals(mem: OpsMemory): RequestTotals {
     const cumulative: number[] = [];
     let run = 0;
     for (let b = 0; b < BUCKETS; b++) cumulative.push(run += sum[h + b]);
-    return { cumulative, sum: sum[h + BUCKETS], count: sum[h + BUCKETS + 1] };
+    // The count is the +Inf bucket's, not the count slot: a read that races
+    // a worker's update could see one without the other, and Prometheus
+    // wants _count equal to the +Inf bucket.
+    return { cumulative, sum: sum[h + BUCKETS], count: run };
   });
   return {
     wire: sum.subarray(Layout.native, Layout.resp),
