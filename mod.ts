@@ -44,6 +44,7 @@ export {
   type Route,
   type Service,
   ServiceError,
+  type ServiceOptions,
 } from "./src/server/service.ts";
 export type { Layout, Mode } from "./src/server/topology.ts";
 export { DEFAULT_LIMITS, type Limits } from "./src/server/limits.ts";
@@ -112,12 +113,20 @@ export { type CounterRow, formatDump, type IoSummary, statsRows } from "./src/st
 export { hashBytes, keyShard } from "./src/kv/route.ts";
 export { MAX_KEY_BYTES, MAX_SCAN_LIMIT, mergeScan } from "./src/kv/service.ts";
 export {
+  compareBytes,
+  EVICTION_POLICIES,
+  type EvictionPolicy,
   keyToString,
+  MAX_STORE_KEY,
+  type RemoveReason,
   type ScanEntry,
   type ScanOptions,
   type ScanResult,
   ShardStore,
   type StoredValue,
+  StoreFullError,
+  type StoreObserver,
+  type StoreOptions,
   stringToKey,
 } from "./src/kv/store.ts";
 // Operations (src/ops): metrics, slow log, logs, config file.
@@ -150,15 +159,6 @@ export {
   type OpsRuntime,
   startOps,
 } from "./src/ops/ops.ts";
-export {
-  createGaugeMemory,
-  GAUGE_PERIOD_MS,
-  GAUGE_SLOTS,
-  type GaugeSource,
-  GaugeWriter,
-  sumGauges,
-} from "./src/ops/gauges.ts";
-export { STORE_GAUGES, storeGauges } from "./src/ops/store_gauges.ts";
 export { respCommandIndex, respCommandNames } from "./src/ops/command_index.ts";
 export { RespTrack } from "./src/ops/resp_track.ts";
 export {

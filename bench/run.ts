@@ -21,6 +21,14 @@
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/client/bench.ts";
 import { type ChartRow, renderChart } from "./svg.ts";
+import {
+  DEFAULT_MAX_KEYS,
+  findMemtier,
+  runScale,
+  type ScaleResult,
+  type ScaleServer,
+  startRedisServer,
+} from "./scale.ts";
 import { latencyNs } from "./cache_probe.ts";
 import {
   freePort,
@@ -592,6 +600,39 @@ async function respComparison(failures: string[]): Promise<{ runs: RespRun[]; no
 }
 
 /**
+ * The scale scenario (bench/scale.ts): evkv's RESP port and redis-server,
+ * loaded to `maxKeys` side by side. Null (with a note in `failures` only
+ * when something broke) when memtier or redis-server is missing.
+ */
+async function scaleComparison(
+  seconds: number,
+  maxKeys: number,
+  failures: string[],
+): Promise<ScaleResult | string> {
+  const bin = have("redis-server") ? await findMemtier(ROOT) : null;
+  if (bin === null) {
+    return "Scale scenario skipped: memtier_benchmark or redis-server is not installed.";
+  }
+  const servers: ScaleServer[] = [];
+  try {
+    const evkv = await start(RESP_TARGET, ["--resp-port", "0"]);
+    servers.push({
+      name: `evkv ${RESP_TARGET.name}`,
+      port: evkv.respPort!,
+      pid: evkv.child.pid,
+      stop: async () => void await stop(evkv),
+    });
+    servers.push(await startRedisServer(freePort()));
+    return await runScale(bin, servers, { maxKeys, seconds }, failures);
+  } catch (err) {
+    failures.push(`scale scenario: ${message(err)}`);
+    return `Scale scenario failed: ${message(err)}`;
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+}
+
+/**
  * Starts `target`, warms it up, runs `scenarios` against it and stops it,
  * adding its runs to `rows`, its exit to `exits` and what broke to `failures`.
  */
@@ -661,6 +702,9 @@ async function main(args: string[]): Promise<number> {
       quick: { type: "boolean" },
       seconds: { type: "string" },
       out: { type: "string" },
+      "skip-scale": { type: "boolean" },
+      "scale-only": { type: "boolean" },
+      "scale-keys": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -669,7 +713,10 @@ async function main(args: string[]): Promise<number> {
       "Usage: deno run -A bench/run.ts [--quick] [--seconds N] [--out DIR]\n\n" +
         "  --quick      1 s per run: a smoke test of the whole suite\n" +
         "  --seconds N  seconds per run (default 4)\n" +
-        "  --out DIR    where the report goes (default bench/results)",
+        "  --out DIR    where the report goes (default bench/results)\n" +
+        "  --skip-scale leave out the scale scenario (1M+ keys vs redis-server, ~3 minutes)\n" +
+        "  --scale-only run only the scale scenario\n" +
+        `  --scale-keys N  keys the scale scenario loads up to (default ${DEFAULT_MAX_KEYS})`,
     );
     return 0;
   }
@@ -691,7 +738,8 @@ async function main(args: string[]): Promise<number> {
   const rows: RunRow[] = [];
   const exits: Exit[] = [];
   const failures: string[] = [];
-  for (const target of TARGETS) {
+  const scaleOnly = values["scale-only"] ?? false;
+  for (const target of scaleOnly ? [] : TARGETS) {
     await measure(target, SCENARIOS, 0, seconds, rows, exits, failures);
   }
   const pick = ceilingRatios(rows).find((c) => c.scenario === REPEATED.name);
@@ -704,7 +752,15 @@ async function main(args: string[]): Promise<number> {
       }
     }
   }
-  const { runs: resp, note: respNote } = await respComparison(failures);
+  const { runs: resp, note: respNote } = scaleOnly
+    ? { runs: [], note: "" }
+    : await respComparison(failures);
+  const scaleKeys = values["scale-keys"] !== undefined
+    ? Number(values["scale-keys"])
+    : DEFAULT_MAX_KEYS;
+  const scale = values["skip-scale"]
+    ? "Scale scenario skipped (--skip-scale)."
+    : await scaleComparison(seconds, scaleKeys, failures);
   const cacheAfter = cacheReach();
   const totalS = (performance.now() - began) / 1000;
   // Runs go server by server; tables and chart read better scenario by scenario.
@@ -719,10 +775,12 @@ async function main(args: string[]): Promise<number> {
     opsPerSec: r.result.opsPerSec,
     p99Ms: r.result.latencyMs.p99,
   }));
-  await Deno.writeTextFile(
-    `${base}.svg`,
-    renderChart(chart, `evkv benchmark ${stamp} (${seconds} s per run)`),
-  );
+  if (!scaleOnly) {
+    await Deno.writeTextFile(
+      `${base}.svg`,
+      renderChart(chart, `evkv benchmark ${stamp} (${seconds} s per run)`),
+    );
+  }
   const md = renderReport(
     rows,
     exits,
@@ -738,8 +796,19 @@ async function main(args: string[]): Promise<number> {
     resp,
     respNote,
   );
-  await Deno.writeTextFile(`${base}.md`, md);
-  console.log(md);
+  let scaleMd = typeof scale === "string" ? `## Scale\n\n${scale}\n` : scale.markdown;
+  if (typeof scale !== "string") {
+    await Deno.writeTextFile(
+      `${base}-scale.svg`,
+      renderChart(scale.chart, `evkv vs redis-server: load rate by key count, ${stamp}`),
+    );
+    scaleMd += `\n![load rate by key count](${stamp}-scale.svg)\n`;
+  }
+  await Deno.writeTextFile(
+    `${base}.md`,
+    scaleOnly ? `# evkv scale benchmark, ${stamp}\n\n${scaleMd}` : `${md}\n${scaleMd}`,
+  );
+  console.log(scaleOnly ? scaleMd : `${md}\n${scaleMd}`);
   console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);
   const bad = failures.length > 0 || exits.some((e) => e.code !== 0 || e.killed) ||
     rows.some((r) => r.result.ops === 0 || Object.keys(r.result.errors).length > 0);

@@ -10,7 +10,6 @@ import {
   ConfigFileError,
   createOpsMemory,
   EvictionWatch,
-  GaugeWriter,
   KV_SERVICE_URL,
   Logger,
   type LogLevel,
@@ -18,7 +17,6 @@ import {
   serve,
   splitConfigFlag,
   startOps,
-  STORE_GAUGES,
 } from "../mod.ts";
 import { sleep } from "./support.ts";
 
@@ -270,7 +268,7 @@ Deno.test("a server logs a worker restart and a burst of refused connections, on
   assert.ok(refused[0].total >= 1 && refused[0].total <= 5, `total ${refused[0].total}`);
 });
 
-Deno.test("eviction starting is logged once per episode of the shards' eviction counter", () => {
+Deno.test("eviction starting is logged once per episode of the store's eviction counter", () => {
   const lines: string[] = [];
   const watch = new EvictionWatch(new Logger("info", "text", (_l, s) => lines.push(s)));
   assert.equal(watch.observe(7), false, "the first look only learns the value");
@@ -285,23 +283,16 @@ Deno.test("eviction starting is logged once per episode of the shards' eviction 
   ]);
 });
 
-Deno.test("the operations watch reads the shards' eviction counter from shared memory", async () => {
+Deno.test("the operations watch reads the store's eviction counter from the shared counters", async () => {
   const lines: string[] = [];
   const logger = new Logger("info", "text", (_l, s) => lines.push(s));
-  const ops = createOpsMemory(1, 1);
-  const evicted = STORE_GAUGES.indexOf("evicted_keys_total");
-  const publish = (n: number) => {
-    const g = new Array(STORE_GAUGES.length).fill(0);
-    g[evicted] = n;
-    // A fresh writer each time: one publishes at most every 250 ms.
-    new GaugeWriter(ops.gauges, 0).tick({ gauges: () => g });
-  };
-  publish(0);
+  let evicted = 0;
   let looks = 0;
   const rt = await startOps({ logger }, {
-    // Called once per look of the watch, before it reads the gauges.
-    stats: () => (looks++, { counters: { connections_rejected: 0 } }) as never,
-    ops,
+    // Called once per look of the watch.
+    stats: () =>
+      (looks++, { counters: { connections_rejected: 0, evicted_keys: evicted } }) as never,
+    ops: createOpsMemory(1),
     serviceUrl: KV_SERVICE_URL,
     startedAt: Date.now(),
     maxConnections: 1,
@@ -309,7 +300,7 @@ Deno.test("the operations watch reads the shards' eviction counter from shared m
   try {
     // The watch looks once a second: let it see 0 first, then evict.
     while (looks < 1) await sleep(50);
-    publish(5);
+    evicted = 5;
     for (let i = 0; i < 40 && lines.length === 0; i++) await sleep(100);
   } finally {
     await rt.close();

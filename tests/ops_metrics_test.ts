@@ -135,9 +135,14 @@ for (const layout of [LAYOUTS[0], LAYOUTS[1]]) {
         assert.ok(delta("evkv_resource_allocations_total", { kind: "request" }) >= 2 * N);
         assert.equal(value(during, "evkv_resource_live", { kind: "connection" }), 2);
 
-        // A worker that dies is counted.
+        // A worker that dies is counted, and its shard's keys (lost with it)
+        // leave the key count.
         await server.killWorker(layout.options.mode === "inline" ? "io" : "task", 1);
-        const after = await scrape(port);
+        await using again = await Resp.connect(server.addr.respPort!);
+        const left = await again.send("DBSIZE");
+        assert.ok(typeof left === "number" && left < N + 10, `shard 1's keys are gone: ${left}`);
+        const after = await scrapeUntil(port, (s) => value(s, "evkv_keys") === left);
+        assert.equal(value(after, "evkv_keys"), left);
         const kind = layout.options.mode === "inline" ? "io" : "task";
         assert.equal(
           value(after, "evkv_worker_restarts_total", { kind }) -
@@ -156,7 +161,6 @@ Deno.test("healthz answers 200 while serving and 503 while draining, and unknown
     ops: {} as never,
     methodNames: {},
     commandNames: [],
-    gaugeNames: [],
     startedAt: Date.now(),
     maxConnections: 1,
     draining: () => draining,
@@ -276,7 +280,7 @@ Deno.test("kvclient slowlog prints, counts and resets the slow log over the RESP
 });
 
 Deno.test("the recorder puts latencies in their buckets and slow ones in the slow log", () => {
-  const mem = createOpsMemory(1, 1, { thresholdUs: 1_000_000, maxLen: 2 });
+  const mem = createOpsMemory(1, { thresholdUs: 1_000_000, maxLen: 2 });
   const rec = new Recorder();
   rec.bind(mem, 0);
   const now = performance.now();
@@ -314,7 +318,7 @@ Deno.test("a metrics port that is taken fails the start with a clear error and s
 });
 
 Deno.test("RESP replies are matched to their commands in order, past the FIFO's first size", () => {
-  const mem = createOpsMemory(1, 1, { thresholdUs: -1 });
+  const mem = createOpsMemory(1, { thresholdUs: -1 });
   recorder.bind(mem, 0);
   const track = new RespTrack();
   const ok = new TextEncoder().encode("+OK\r\n");

@@ -7,7 +7,7 @@ import { createOpsMemory, Recorder } from "../../mod.ts";
 
 const rec = new Recorder();
 // A threshold no request reaches: slow entries are rare by design.
-rec.bind(createOpsMemory(1, 1, { thresholdUs: 0x7fffffff }), 0);
+rec.bind(createOpsMemory(1, { thresholdUs: 0x7fffffff }), 0);
 const sink = new Float64Array(16);
 
 Deno.bench("16 replies, no metrics", { group: "recorder", baseline: true }, () => {

@@ -12,10 +12,10 @@ import type { evkv } from "../protocol/messages.ts";
 import { defineService, method, ServiceError } from "../server/service.ts";
 import { statsRows } from "../stats/report.ts";
 import { keyShard } from "./route.ts";
-import { STORE_GAUGES, storeGauges } from "../ops/store_gauges.ts";
 import { boolReplyWriter, getReplyWriter, type StoredGetReply } from "./reply_writers.ts";
 import { keyRequestReader, prefetchKeys, putRequestReader } from "./request_readers.ts";
 import { keyToString, type ScanEntry, ShardStore } from "./store.ts";
+import { publishStoreGauges, storeOptions } from "./store_options.ts";
 
 /** Longest key the spec allows. */
 export const MAX_KEY_BYTES = 1024;
@@ -94,15 +94,13 @@ const scanBudget = (maxBody: number) => Math.max(1024, maxBody - 64 * 1024);
  */
 const kvService = defineService<ShardStore>({
   name: "kv",
-  createState: () => new ShardStore(),
+  createState: (_shard, shards, options) => new ShardStore(Date.now, storeOptions(options, shards)),
   idle(store) {
     store.sweep(SWEEP_BATCH);
     return store.nextExpiryIn();
   },
+  gauges: publishStoreGauges,
   prefetch: prefetchKeys,
-  // Metrics (src/ops/metrics.ts): evkv_<name>, summed over shards.
-  gaugeNames: STORE_GAUGES,
-  gauges: storeGauges,
   methods: {
     [KvMethod.Ping]: method<evkv.v1.IPingRequest, evkv.v1.IPingReply, ShardStore>({
       name: "Ping",

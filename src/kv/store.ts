@@ -1,21 +1,38 @@
 /**
  * One shard of the evkv key-value store.
  *
- * A `ShardStore` is owned by exactly one task worker, so it has no locking and
- * assumes single-threaded access. Lookups go through a hash table keyed by the
- * key's bytes, so a Get never builds a string: in the served path that
- * string (and `Map`'s hashing of it) cost more than the rest of the request
- * (see `bench/results`). Each key is also held once as a "binary string" (one
- * UTF-16 code unit per byte), made when the key is first stored: JS string
- * comparison then coincides with unsigned byte (memcmp) order, which keeps
- * the sorted index for scans simple.
+ * A `ShardStore` is owned by exactly one thread, so it has no locking.
+ * Each key is stored once, in its record; three structures refer to the
+ * record by its address (an int32):
+ *
+ * - a hash table (open addressing, 8 bytes a slot: hash and address) for
+ *   Get, Put and Delete, so a Get never builds a string and costs about two
+ *   cache misses (the slot and the record);
+ * - a B+tree of addresses ordered by the keys in the records
+ *   ({@link BTree}), for Scan;
+ * - a heap of (expiry, address) for keys with a TTL ({@link TtlHeap}), for
+ *   active expiry.
+ *
+ * A record is `[valueLen u32][crc u32][keyLen u15 | ttl u1 | lru u16]`,
+ * then for a key with a TTL its expiry (ms since the epoch, two u32
+ * words), then the key, then the value: 12 bytes of header, 20 with a TTL.
+ * A 16-byte key with a 100-byte value is a 128-byte record in a 128-byte
+ * chunk; with the table (~17 B a key at its usual load) and the tree (~6 B)
+ * a key costs about 150 bytes, where redis-server spends about 200.
+ *
+ * With a memory cap ({@link StoreOptions.maxMemory}), a write that needs
+ * more memory evicts keys first (by the policy) or, under `noeviction`,
+ * throws {@link StoreFullError} having changed nothing.
  *
  * @module
  */
+import { Status } from "../protocol/constants.ts";
 import { crc32Of } from "../protocol/crc32.ts";
-import { readU32, writeU32 } from "../protocol/frame.ts";
+import { ServiceError } from "../server/service.ts";
+import { BTree } from "./btree.ts";
 import { hashBytes } from "./route.ts";
-import { MAX_SLAB_RECORD, PAGE_BYTES, Slab } from "./slab.ts";
+import { chunkSize, MAX_SLAB_RECORD, PAGE_BYTES, Slab } from "./slab.ts";
+import { TtlHeap } from "./ttl_heap.ts";
 
 /**
  * Options for {@linkcode ShardStore.scan}.
@@ -137,7 +154,9 @@ export function stringToKey(s: string): Uint8Array {
 
 /**
  * Thrown by a write that needs memory past the store's cap under the
- * `noeviction` policy; nothing was written.
+ * `noeviction` policy; nothing was written. It is a {@link ServiceError}
+ * with status `NO_MEMORY` (9), so any handler that lets it through replies
+ * with that status (and the RESP door with `-OOM ...`).
  *
  * @example
  * ```ts
@@ -148,7 +167,7 @@ export function stringToKey(s: string): Uint8Array {
  * }
  * ```
  */
-export class StoreFullError extends Error {
+export class StoreFullError extends ServiceError {
   /**
    * @param message What could not be stored.
    *
@@ -158,7 +177,7 @@ export class StoreFullError extends Error {
    * ```
    */
   constructor(message = "Store write: used memory is at the cap (maxmemory)") {
-    super(message);
+    super(Status.NO_MEMORY, message);
     this.name = "StoreFullError";
   }
 }
@@ -192,46 +211,130 @@ export interface StoreObserver {
   cleared(): void;
 }
 
-/** A TTL waiting in the heap; stale once the key is gone or got another expiry. */
-interface HeapItem {
-  key: string;
-  expiresAt: number;
+/**
+ * Which keys a full store evicts to make room (Redis's `maxmemory-policy`).
+ *
+ * - `noeviction`: none; a write that needs memory fails with
+ *   {@link StoreFullError}.
+ * - `allkeys-lru`: the least recently used of a sample of keys.
+ * - `volatile-lru`: the least recently used of a sample of keys with a TTL.
+ * - `allkeys-random`: a random key.
+ *
+ * @example
+ * ```ts
+ * const policy: EvictionPolicy = "allkeys-lru";
+ * ```
+ */
+export type EvictionPolicy = "noeviction" | "allkeys-lru" | "volatile-lru" | "allkeys-random";
+
+/**
+ * The eviction policies, in the order `--eviction` lists them.
+ *
+ * @example
+ * ```ts
+ * EVICTION_POLICIES.includes("allkeys-lru"); // true
+ * ```
+ */
+export const EVICTION_POLICIES: readonly EvictionPolicy[] = [
+  "noeviction",
+  "allkeys-lru",
+  "volatile-lru",
+  "allkeys-random",
+];
+
+/**
+ * Options of a {@linkcode ShardStore}.
+ *
+ * @example
+ * ```ts
+ * const opts: StoreOptions = { maxMemory: 64 << 20, eviction: "allkeys-lru" };
+ * ```
+ */
+export interface StoreOptions {
+  /** Cap on {@linkcode ShardStore.usedMemory} in bytes; 0 (the default) = none. */
+  maxMemory?: number;
+  /** What to evict at the cap; default `noeviction`. */
+  eviction?: EvictionPolicy;
 }
 
-/** Int32 fields per table slot: hash (0 = empty), record address, key length, value length. */
-const SLOT = 4;
-const HASH = 0;
-const ADDR = 1;
-const KEY_LEN = 2;
-const VALUE_LEN = 3;
+/** Int32s per table slot: hash (0 = empty), record address. */
+const SLOT = 2;
 /** Slots in a new table; it doubles past 3/4 full. */
 const INITIAL_SLOTS = 1024;
+/** Record header words (see the module comment). */
+const W_VLEN = 0;
+const W_CRC = 1;
+const W_META = 2;
+const W_EXP = 3;
+const HEADER = 12;
+const TTL_HEADER = 20;
+const KEY_MASK = 0x7fff;
+const TTL_BIT = 0x8000;
 /**
- * A record starts with its expiry (float64) and its value's CRC-32, then
- * the key, then the value.
+ * Longest key a record can hold (15 bits of length); the KV service allows
+ * 1024 bytes, well under it.
+ *
+ * @example
+ * ```ts
+ * MAX_STORE_KEY; // 32767
+ * ```
  */
-const CRC_AT = 8;
-const RECORD_HEADER = 12;
+export const MAX_STORE_KEY: number = KEY_MASK;
+const TWO_32 = 2 ** 32;
 const PAGE_MASK = PAGE_BYTES - 1;
+const PAGE_SHIFT = Math.log2(PAGE_BYTES);
 const CACHE_LINE = 64;
 /** {@link ShardStore.prefetch}'s slot offsets, reused (one thread per store). */
 let prefetchSlots = new Int32Array(64);
-const PAGE_SHIFT = Math.log2(PAGE_BYTES);
 
 /** A table's stored form of a hash: nonzero, since 0 marks an empty slot. */
 const stored = (hash: number) => (hash | 0) || 1;
 
 /**
- * Stale heap items beyond this slack (on top of 2x the live TTL count)
+ * Stale heap entries beyond this slack (on top of 2x the live TTL count)
  * trigger a rebuild, keeping the heap bounded under repeated re-puts.
  */
 const HEAP_SLACK = 64;
+/** Stale heap entries {@link ShardStore.nextExpiryIn} drops per call. */
+const STALE_PER_CALL = 1024;
+/** Keys looked at per eviction, as Redis's `maxmemory-samples` default. */
+const EVICTION_SAMPLES = 5;
+/** Writes between two small expiry sweeps, so keys expire under load too. */
+const WRITES_PER_SWEEP = 64;
+/** Heap entries checked by that sweep. */
+const WRITE_SWEEP_CHECKS = 16;
 
 /**
- * A single-threaded, ordered, in-memory key-value shard with optional TTLs.
+ * Compares `a[as, ae)` with `b[bs, be)` in unsigned byte order.
+ *
+ * @example
+ * ```ts
+ * compareBytes(new Uint8Array([1]), 0, 1, new Uint8Array([1, 0]), 0, 2); // < 0
+ * ```
+ */
+export function compareBytes(
+  a: Uint8Array,
+  as: number,
+  ae: number,
+  b: Uint8Array,
+  bs: number,
+  be: number,
+): number {
+  const n = Math.min(ae - as, be - bs);
+  for (let i = 0; i < n; i++) {
+    const d = a[as + i] - b[bs + i];
+    if (d !== 0) return d;
+  }
+  return (ae - as) - (be - bs);
+}
+
+/**
+ * A single-threaded, ordered, in-memory key-value shard with optional TTLs
+ * and an optional memory cap.
  *
  * Expired entries behave exactly like missing ones; they are removed lazily
- * when touched and actively via {@linkcode ShardStore.sweep}.
+ * when touched and actively via {@linkcode ShardStore.sweep} (which the KV
+ * service runs when idle, and the store itself a little every 64 writes).
  *
  * @example
  * ```ts
@@ -246,8 +349,7 @@ export class ShardStore {
   /**
    * Open-addressing hash table (linear probing), {@link SLOT} int32s per
    * slot. A probe reads hashes from one array and touches a record only on
-   * a hash match, so a Get costs about two cache misses: the slot and the
-   * record (key and value side by side).
+   * a hash match.
    */
   #table = new Int32Array(INITIAL_SLOTS * SLOT);
   /**
@@ -258,24 +360,31 @@ export class ShardStore {
   #shift = 32 - Math.log2(INITIAL_SLOTS);
   /** Records up to MAX_SLAB_RECORD bytes. */
   #slab = new Slab();
-  /** Bigger records, one buffer each; the table holds ~index as the address. */
+  /** Bigger records, one buffer each (length a multiple of 4); the address is -2 - index (-1 means none). */
   #large: (Uint8Array | undefined)[] = [];
+  #largeWords: (Uint32Array | undefined)[] = [];
   #largeFree: number[] = [];
-  /** All stored keys in ascending order, so scans never need to sort. */
-  #sorted: string[] = [];
+  #largeBytes = 0;
+  /** The keys in order, for Scan. */
+  #tree: BTree;
+  /** Keys with a TTL by expiry, for sweeps. */
+  #heap = new TtlHeap();
+  #count = 0;
   #bytes = 0;
-  /** Number of stored entries carrying a TTL; sizes the heap rebuild bound. */
   #ttlCount = 0;
-  /**
-   * Min-heap by expiry. Items are not removed when a key is deleted or
-   * re-put; an item is valid only while the map still holds that key with the
-   * same `expiresAt`, so stale items are skipped on pop.
-   */
-  #heap: HeapItem[] = [];
-  /** Keys removed because they expired, since the store was made. */
   #expired = 0;
-  /** Keys removed to make room under the memory cap, since the store was made. */
   #evicted = 0;
+  #writes = 0;
+  #reads = 0;
+  readonly #cap: number;
+  readonly #policy: EvictionPolicy;
+  readonly #lru: boolean;
+  /** Seconds clock, 16 bits, stamped on records read or written when the policy is LRU. */
+  #clock = 0;
+  /** Set by {@link #at}: the buffer, its words and the byte offset of the record asked for. */
+  #buf: Uint8Array = new Uint8Array(0);
+  #words: Uint32Array = new Uint32Array(0);
+  #off = 0;
 
   /**
    * Told of every change (for persistence); `null`, the default, costs one
@@ -293,20 +402,26 @@ export class ShardStore {
    * Creates an empty shard.
    *
    * @param now Clock in milliseconds; injectable so tests can control time.
+   * @param options Memory cap and eviction policy.
    *
    * @example
    * ```ts
    * let t = 0;
-   * const store = new ShardStore(() => t);
+   * const store = new ShardStore(() => t, { maxMemory: 1 << 20, eviction: "allkeys-lru" });
    * ```
    */
-  constructor(now: () => number = Date.now) {
+  constructor(now: () => number = Date.now, options: StoreOptions = {}) {
     this.#now = now;
+    this.#cap = Math.max(0, options.maxMemory ?? 0);
+    this.#policy = options.eviction ?? "noeviction";
+    this.#lru = this.#policy === "allkeys-lru" || this.#policy === "volatile-lru";
+    this.#tree = new BTree({ compare: (key, ref) => this.#compare(key, ref) });
+    this.#tick();
   }
 
   /**
-   * Number of stored keys. May include expired keys that have not been swept
-   * or touched yet, so it can lag behind the live count.
+   * Number of stored keys. It can include expired keys until a sweep or a
+   * touch removes them (the service sweeps when idle and every 64 writes).
    *
    * @example
    * ```ts
@@ -314,7 +429,7 @@ export class ShardStore {
    * ```
    */
   get size(): number {
-    return this.#sorted.length;
+    return this.#count;
   }
 
   /**
@@ -333,9 +448,9 @@ export class ShardStore {
   }
 
   /**
-   * Bytes the shard's data takes: record pages and large records, the hash
-   * table, the ordered index and the TTL structures (Redis's `used_memory`
-   * for one shard).
+   * Bytes the shard's data takes (Redis's `used_memory` for one shard):
+   * the chunks holding records, large records, the hash table, the B+tree
+   * and the TTL heap, arrays counted at their allocated length.
    *
    * @example
    * ```ts
@@ -343,12 +458,34 @@ export class ShardStore {
    * ```
    */
   get usedMemory(): number {
-    let large = 0;
-    for (const r of this.#large) if (r !== undefined) large += r.byteLength;
-    // A key string costs a header (16 B) plus its bytes; a slot in an array 8 B.
-    return this.#slab.pageBytes + large + this.#table.byteLength +
-      this.#sorted.length * 8 + this.#bytes + this.#sorted.length * 16 +
-      this.#heap.length * 40;
+    return this.#slab.usedBytes + this.#largeBytes + this.#table.byteLength + this.#tree.bytes +
+      this.#heap.bytes;
+  }
+
+  /**
+   * Bytes of record pages mapped, used or not: what
+   * {@linkcode ShardStore.usedMemory} leaves out of the process's memory
+   * (free chunks of partly used pages and a few spare pages).
+   *
+   * @example
+   * ```ts
+   * new ShardStore().reservedMemory; // 0
+   * ```
+   */
+  get reservedMemory(): number {
+    return this.#slab.pageBytes;
+  }
+
+  /**
+   * The memory cap in bytes (0 = none).
+   *
+   * @example
+   * ```ts
+   * new ShardStore(Date.now, { maxMemory: 1000 }).maxMemory; // 1000
+   * ```
+   */
+  get maxMemory(): number {
+    return this.#cap;
   }
 
   /**
@@ -405,7 +542,7 @@ export class ShardStore {
    */
   get(key: Uint8Array): Uint8Array | undefined {
     const slot = this.#findLive(key);
-    return slot < 0 ? undefined : this.#value(slot);
+    return slot < 0 ? undefined : this.#value();
   }
 
   /**
@@ -424,19 +561,31 @@ export class ShardStore {
   lookup(key: Uint8Array): StoredValue | undefined {
     const slot = this.#findLive(key);
     if (slot < 0) return undefined;
-    const value = this.#value(slot);
-    const record = this.#bytesAt(this.#table[slot * SLOT + ADDR]);
-    return { value, crc: readU32(record, this.#offset + CRC_AT) };
+    const crc = this.#words[(this.#off >>> 2) + W_CRC];
+    return { value: this.#value(), crc };
   }
 
-  /** The slot of `key` if it is stored and not expired (an expired one is deleted), else -1. */
+  /**
+   * The slot of `key` if it is stored and not expired (an expired one is
+   * deleted), else -1. On a hit, {@link #at} is left on its record, and an
+   * LRU policy stamps the record with the clock.
+   */
   #findLive(key: Uint8Array): number {
     const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
     if (slot < 0) return -1;
-    const expiresAt = this.#expiresAt(slot);
-    if (expiresAt !== 0 && expiresAt <= this.#now()) {
-      this.#remove(slot, null, -1, "expire");
-      return -1;
+    const w = this.#words;
+    const m = (this.#off >>> 2) + W_META;
+    const meta = w[m];
+    if ((meta & TTL_BIT) !== 0) {
+      const expiresAt = this.#expiry();
+      if (expiresAt <= this.#now()) {
+        this.#remove(slot, "expire");
+        return -1;
+      }
+    }
+    if (this.#lru) {
+      if (meta >>> 16 !== this.#clock) w[m] = (meta & 0xffff) | (this.#clock << 16);
+      if ((++this.#reads & 1023) === 0) this.#tick();
     }
     return slot;
   }
@@ -448,6 +597,8 @@ export class ShardStore {
    * @param ttlMs Time to live in ms; `0` (or any non-positive or non-finite
    *   value) means no expiry, and also clears a previous TTL.
    * @returns `true` iff a live (non-expired) value was replaced.
+   * @throws {StoreFullError} At the memory cap under `noeviction` (or with
+   *   nothing left to evict); nothing was written.
    *
    * @example
    * ```ts
@@ -468,6 +619,7 @@ export class ShardStore {
    * with a past time does), so nothing expired is ever stored.
    *
    * @returns `true` iff a live (non-expired) value was replaced.
+   * @throws {StoreFullError} As {@linkcode ShardStore.put}.
    *
    * @example
    * ```ts
@@ -481,7 +633,7 @@ export class ShardStore {
     if (expiresAt !== 0 && expiresAt <= this.#now()) {
       const slot = this.#findLive(key);
       if (slot < 0) return false;
-      this.#remove(slot, null, -1, "expire");
+      this.#remove(slot, "expire");
       return true;
     }
     return this.#write(key, value, expiresAt);
@@ -500,8 +652,7 @@ export class ShardStore {
    * ```
    */
   expiryOf(key: Uint8Array): number | undefined {
-    const slot = this.#findLive(key);
-    return slot < 0 ? undefined : this.#expiresAt(slot);
+    return this.#findLive(key) < 0 ? undefined : this.#expiry();
   }
 
   /**
@@ -510,6 +661,7 @@ export class ShardStore {
    * `"expire"`).
    *
    * @returns `false` iff the key is missing or expired (nothing changes).
+   * @throws {StoreFullError} When adding a TTL needs a bigger chunk at the cap.
    *
    * @example
    * ```ts
@@ -524,14 +676,14 @@ export class ShardStore {
     if (slot < 0) return false;
     if (!(expiresAt > 0) || !Number.isFinite(expiresAt)) expiresAt = 0;
     if (expiresAt !== 0 && expiresAt <= this.#now()) {
-      this.#remove(slot, null, -1, "expire");
+      this.#remove(slot, "expire");
       return true;
     }
-    const old = this.#expiresAt(slot);
-    this.#setExpiresAt(slot, expiresAt);
-    if (old !== 0) this.#ttlCount--;
-    if (expiresAt !== 0) this.#track(keyToString(key), expiresAt);
-    if (this.observer !== null) this.observer.stored(key, this.#value(slot), expiresAt);
+    // The header changes size with the TTL, so this is a rewrite of the
+    // record (in place when the chunk still fits), with the value copied
+    // out first in case the record moves.
+    const value = this.#value().slice();
+    this.#write(key, value, expiresAt);
     return true;
   }
 
@@ -550,74 +702,18 @@ export class ShardStore {
    * ```
    */
   randomKey(): Uint8Array | undefined {
-    while (this.size > 0) {
-      const t = this.#table;
-      const slots = t.length / SLOT;
-      let i = Math.floor(Math.random() * slots);
-      while (t[i * SLOT + HASH] === 0) i = (i + 1) & (slots - 1);
-      const at = i * SLOT;
-      const expiresAt = this.#expiresAt(i);
-      if (expiresAt !== 0 && expiresAt <= this.#now()) {
-        this.#remove(i, null, -1, "expire");
+    while (this.#count > 0) {
+      const slot = this.#randomSlot();
+      this.#at(this.#table[slot * SLOT + 1]);
+      const meta = this.#words[(this.#off >>> 2) + W_META];
+      if ((meta & TTL_BIT) !== 0 && this.#expiry() <= this.#now()) {
+        this.#remove(slot, "expire");
         continue;
       }
-      const bytes = this.#bytesAt(t[at + ADDR]);
-      const off = this.#offset + RECORD_HEADER;
-      return bytes.slice(off, off + t[at + KEY_LEN]);
+      const start = this.#off + ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER);
+      return this.#buf.slice(start, start + (meta & KEY_MASK));
     }
     return undefined;
-  }
-
-  /** Stores `value` under `key` with absolute expiry `expiresAt` (0 = none, else in the future). */
-  #write(key: Uint8Array, value: Uint8Array, expiresAt: number): boolean {
-    const hash = hashBytes(key, 0, key.length);
-    const hasTtl = expiresAt !== 0;
-    const slot = this.#findBytes(key, hash);
-    const old = slot < 0 ? 0 : this.#expiresAt(slot);
-    const now = old !== 0 ? this.#now() : 0;
-    const t = this.#table;
-    const keyLen = key.length;
-
-    if (slot >= 0) {
-      const at = slot * SLOT;
-      const replaced = old === 0 || old > now;
-      if (!replaced) this.#expired++;
-      const prevLen = t[at + VALUE_LEN];
-      const prevSize = RECORD_HEADER + keyLen + prevLen;
-      const size = RECORD_HEADER + keyLen + value.length;
-      if (!this.#fitsInPlace(t[at + ADDR], prevSize, size)) {
-        const from = this.#bytesAt(t[at + ADDR]);
-        const keyAt = this.#offset + RECORD_HEADER;
-        const addr = this.#allocRecord(size);
-        const to = this.#bytesAt(addr);
-        to.set(from.subarray(keyAt, keyAt + keyLen), this.#offset + RECORD_HEADER);
-        this.#freeRecord(t[at + ADDR], prevSize);
-        t[at + ADDR] = addr;
-      }
-      t[at + VALUE_LEN] = value.length;
-      const bytes = this.#bytesAt(t[at + ADDR]);
-      this.#setValue(bytes, this.#offset, keyLen, value);
-      this.#setExpiresAt(slot, expiresAt);
-      this.#bytes += value.length - prevLen;
-      if (old !== 0) this.#ttlCount--;
-      if (hasTtl) this.#track(keyToString(key), expiresAt);
-      if (this.observer !== null) this.observer.stored(key, value, expiresAt);
-      return replaced;
-    }
-
-    const size = RECORD_HEADER + keyLen + value.length;
-    const addr = this.#allocRecord(size);
-    const bytes = this.#bytesAt(addr);
-    const off = this.#offset;
-    bytes.set(key, off + RECORD_HEADER);
-    this.#setValue(bytes, off, keyLen, value);
-    const k = keyToString(key);
-    this.#sorted.splice(this.#lowerBound(k), 0, k);
-    this.#setExpiresAt(this.#insert(stored(hash), addr, keyLen, value.length), expiresAt);
-    this.#bytes += keyLen + value.length;
-    if (hasTtl) this.#track(k, expiresAt);
-    if (this.observer !== null) this.observer.stored(key, value, expiresAt);
-    return false;
   }
 
   /**
@@ -635,9 +731,9 @@ export class ShardStore {
   delete(key: Uint8Array): boolean {
     const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
     if (slot < 0) return false;
-    const expiresAt = this.#expiresAt(slot);
-    const live = expiresAt === 0 || expiresAt > this.#now();
-    this.#remove(slot, null, -1, live ? "delete" : "expire");
+    const meta = this.#words[(this.#off >>> 2) + W_META];
+    const live = (meta & TTL_BIT) === 0 || this.#expiry() > this.#now();
+    this.#remove(slot, live ? "delete" : "expire");
     return live;
   }
 
@@ -658,52 +754,59 @@ export class ShardStore {
    * ```
    */
   scan(opts: ScanOptions): ScanResult {
-    const prefix = keyToString(opts.prefix);
+    const { prefix, startAfter } = opts;
     const limit = opts.limit > 0 ? opts.limit : 1000;
     const maxBytes = opts.maxBytes;
     const now = this.#ttlCount > 0 ? this.#now() : 0;
-
+    const tree = this.#tree;
     // Every key with the prefix is >= prefix, so the first candidate is the
     // later of "first key >= prefix" and "first key > startAfter".
-    let i = this.#lowerBound(prefix);
-    if (opts.startAfter.length > 0) {
-      const j = this.#upperBound(keyToString(opts.startAfter));
-      if (j > i) i = j;
-    }
+    const after = startAfter.length > 0 &&
+      compareBytes(startAfter, 0, startAfter.length, prefix, 0, prefix.length) >= 0;
+    tree.seek(after ? startAfter : prefix, after);
 
     const entries: ScanEntry[] = [];
+    let expired: number[] | null = null;
     let total = 0;
-    const sorted = this.#sorted;
-    while (i < sorted.length) {
-      const k = sorted[i];
-      if (!k.startsWith(prefix)) break;
-      const key = stringToKey(k);
-      const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
-      const expiresAt = this.#expiresAt(slot);
-      if (expiresAt !== 0 && expiresAt <= now) {
-        // Removing at i shifts the next key into slot i, so do not advance.
-        this.#remove(slot, k, i, "expire");
+    let more = false;
+    for (let ref = tree.ref; ref !== -1; tree.next(), ref = tree.ref) {
+      this.#at(ref);
+      const w = this.#words;
+      const wi = this.#off >>> 2;
+      const meta = w[wi + W_META];
+      const keyLen = meta & KEY_MASK;
+      const keyAt = this.#off + ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER);
+      const buf = this.#buf;
+      if (keyLen < prefix.length) break;
+      if (compareBytes(buf, keyAt, keyAt + prefix.length, prefix, 0, prefix.length) !== 0) break;
+      if ((meta & TTL_BIT) !== 0 && this.#expiry() <= now) {
+        (expired ??= []).push(ref);
         continue;
       }
-      const size = k.length + this.#table[slot * SLOT + VALUE_LEN];
-      if (
-        entries.length >= limit ||
-        (entries.length > 0 && total + size > maxBytes)
-      ) {
-        // k is live and has the prefix, so `more` is exact here.
-        return { entries, more: true };
+      const valueLen = w[wi + W_VLEN];
+      const size = keyLen + valueLen;
+      if (entries.length >= limit || (entries.length > 0 && total + size > maxBytes)) {
+        // This key is live and has the prefix, so `more` is exact here.
+        more = true;
+        break;
       }
-      entries.push({ key, value: this.#value(slot) });
+      const valueAt = keyAt + keyLen;
+      entries.push({
+        key: buf.slice(keyAt, keyAt + keyLen),
+        value: buf.subarray(valueAt, valueAt + valueLen),
+      });
       total += size;
-      i++;
     }
-    return { entries, more: false };
+    // Removed after the walk, which a change to the tree would invalidate;
+    // removal only frees chunks, so the views above stay valid.
+    if (expired !== null) { for (const ref of expired) this.#removeRecord(ref, "expire"); }
+    return { entries, more };
   }
 
   /**
    * Active expiry: inspects up to `maxChecks` of the soonest-expiring TTL
-   * records and deletes the expired keys among them. Stops early once the
-   * soonest remaining record is not yet due.
+   * entries and deletes the expired keys among them. Stops early once the
+   * soonest remaining entry is not yet due. Also advances the LRU clock.
    *
    * @returns Number of keys deleted.
    *
@@ -717,20 +820,20 @@ export class ShardStore {
    * ```
    */
   sweep(maxChecks: number): number {
+    const now = this.#tick();
     const heap = this.#heap;
     if (heap.length === 0 || !(maxChecks > 0)) return 0;
-    const now = this.#now();
     let deleted = 0;
     for (let checks = 0; checks < maxChecks && heap.length > 0; checks++) {
-      const top = heap[0];
-      const slot = this.#findString(top.key);
-      if (slot < 0 || this.#expiresAt(slot) !== top.expiresAt) {
-        this.#heapPop();
+      const at = heap.topAt;
+      const slot = this.#liveTtl(heap.topAddr, at);
+      if (slot < 0) {
+        heap.pop();
         continue;
       }
-      if (top.expiresAt > now) break;
-      this.#heapPop();
-      this.#remove(slot, top.key, -1, "expire");
+      if (at > now) break;
+      heap.pop();
+      this.#remove(slot, "expire");
       deleted++;
     }
     return deleted;
@@ -748,20 +851,23 @@ export class ShardStore {
    */
   nextExpiryIn(): number {
     const heap = this.#heap;
-    while (heap.length > 0) {
-      const top = heap[0];
-      const slot = this.#findString(top.key);
-      if (slot >= 0 && this.#expiresAt(slot) === top.expiresAt) {
-        const d = top.expiresAt - this.#now();
+    // Stale entries dropped per call are bounded, so that a mass delete of
+    // keys with a TTL costs no long pause here: past the bound, "due now"
+    // brings the caller back for the rest.
+    for (let stale = 0; heap.length > 0; stale++) {
+      if (stale === STALE_PER_CALL) return 0;
+      const at = heap.topAt;
+      if (this.#liveTtl(heap.topAddr, at) >= 0) {
+        const d = at - this.#now();
         return d > 0 ? d : 0;
       }
-      this.#heapPop();
+      heap.pop();
     }
     return Infinity;
   }
 
   /**
-   * Removes every entry.
+   * Removes every entry and gives back the memory.
    *
    * @example
    * ```ts
@@ -775,9 +881,12 @@ export class ShardStore {
     this.#shift = 32 - Math.log2(INITIAL_SLOTS);
     this.#slab = new Slab();
     this.#large = [];
+    this.#largeWords = [];
     this.#largeFree = [];
-    this.#sorted = [];
-    this.#heap = [];
+    this.#largeBytes = 0;
+    this.#tree.clear();
+    this.#heap.clear();
+    this.#count = 0;
     this.#bytes = 0;
     this.#ttlCount = 0;
     if (this.observer !== null) this.observer.cleared();
@@ -813,144 +922,248 @@ export class ShardStore {
       at[i] = (Math.imul(want, 0x9e3779b1) >>> shift) * SLOT;
     }
     let sum = 0;
-    for (let i = 0; i < n; i++) sum += t[at[i] + HASH];
-    const pages = this.#slab.pages;
+    for (let i = 0; i < n; i++) sum += t[at[i]];
+    const slab = this.#slab;
+    const pages = slab.pages;
     for (let i = 0; i < n; i++) {
       const slot = at[i];
-      const addr = t[slot + ADDR];
+      const addr = t[slot + 1];
       // Empty slots and records with their own buffer are left alone.
-      if (t[slot + HASH] === 0 || addr < 0) continue;
+      if (t[slot] === 0 || addr < 0) continue;
       const page = pages[addr >>> PAGE_SHIFT];
       const off = addr & PAGE_MASK;
       sum += page[off];
       // A chunk never crosses its page, so the record's second line is in it.
-      if (RECORD_HEADER + t[slot + KEY_LEN] + t[slot + VALUE_LEN] > CACHE_LINE) {
-        sum += page[off + CACHE_LINE];
-      }
+      if (slab.chunkAt(addr) > CACHE_LINE) sum += page[off + CACHE_LINE];
     }
     return sum;
   }
 
-  /** The slot holding `key` (whose hashBytes is `hash`), expired or not; -1 if none. */
+  // --- records -------------------------------------------------------------
+
+  /** Points #buf, #words and #off at the record at `addr`. */
+  #at(addr: number): void {
+    if (addr >= 0) {
+      this.#off = addr & PAGE_MASK;
+      this.#buf = this.#slab.pages[addr >>> PAGE_SHIFT];
+      this.#words = this.#slab.words[addr >>> PAGE_SHIFT];
+    } else {
+      this.#off = 0;
+      this.#buf = this.#large[-2 - addr]!;
+      this.#words = this.#largeWords[-2 - addr]!;
+    }
+  }
+
+  /** The expiry of the record #at points to (0 when it has none). */
+  #expiry(): number {
+    const w = this.#words;
+    const i = this.#off >>> 2;
+    if ((w[i + W_META] & TTL_BIT) === 0) return 0;
+    return w[i + W_EXP] + w[i + W_EXP + 1] * TWO_32;
+  }
+
+  /** A view of the value of the record #at points to, valid until the store changes. */
+  #value(): Uint8Array {
+    const w = this.#words;
+    const i = this.#off >>> 2;
+    const meta = w[i + W_META];
+    const start = this.#off + ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER) + (meta & KEY_MASK);
+    return this.#buf.subarray(start, start + w[i + W_VLEN]);
+  }
+
+  /** Orders `key` against the key of the record at `addr` (the tree's comparison). */
+  #compare(key: Uint8Array, addr: number): number {
+    this.#at(addr);
+    const meta = this.#words[(this.#off >>> 2) + W_META];
+    const start = this.#off + ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER);
+    const buf = this.#buf;
+    const klen = meta & KEY_MASK;
+    const n = key.length < klen ? key.length : klen;
+    for (let i = 0; i < n; i++) {
+      const d = key[i] - buf[start + i];
+      if (d !== 0) return d;
+    }
+    return key.length - klen;
+  }
+
+  /** Bytes `#alloc(size)` takes from the cap. */
+  #cost(size: number): number {
+    return size <= MAX_SLAB_RECORD ? chunkSize(size) : (size + 3) & ~3;
+  }
+
+  #alloc(size: number): number {
+    if (size <= MAX_SLAB_RECORD) return this.#slab.alloc(size);
+    const index = this.#largeFree.length > 0 ? this.#largeFree.pop()! : this.#large.length;
+    const buf = new Uint8Array((size + 3) & ~3);
+    this.#large[index] = buf;
+    this.#largeWords[index] = new Uint32Array(buf.buffer);
+    this.#largeBytes += buf.length;
+    return -2 - index;
+  }
+
+  #free(addr: number): void {
+    if (addr >= 0) this.#slab.free(addr);
+    else {
+      this.#largeBytes -= this.#large[-2 - addr]!.length;
+      this.#large[-2 - addr] = undefined;
+      this.#largeWords[-2 - addr] = undefined;
+      this.#largeFree.push(-2 - addr);
+    }
+  }
+
+  /** Whether a record of `size` bytes can replace one of `prev` bytes at `addr`. */
+  #fitsInPlace(addr: number, prev: number, size: number): boolean {
+    if (addr < 0) return size > MAX_SLAB_RECORD && ((size + 3) & ~3) === ((prev + 3) & ~3);
+    return size <= MAX_SLAB_RECORD && Slab.sameChunk(prev, size);
+  }
+
+  /** Writes header, key and value of a record at #at (the key may already be in place). */
+  #fill(key: Uint8Array | null, value: Uint8Array, expiresAt: number): void {
+    const w = this.#words;
+    const buf = this.#buf;
+    const i = this.#off >>> 2;
+    const keyLen = key === null ? w[i + W_META] & KEY_MASK : key.length;
+    const hdr = expiresAt !== 0 ? TTL_HEADER : HEADER;
+    const keyAt = this.#off + hdr;
+    if (key !== null) buf.set(key, keyAt);
+    const valueAt = keyAt + keyLen;
+    buf.set(value, valueAt);
+    w[i + W_VLEN] = value.length;
+    w[i + W_CRC] = crc32Of(buf, valueAt, valueAt + value.length);
+    w[i + W_META] = keyLen | (expiresAt !== 0 ? TTL_BIT : 0) | (this.#clock << 16);
+    if (expiresAt !== 0) {
+      w[i + W_EXP] = expiresAt % TWO_32;
+      w[i + W_EXP + 1] = Math.floor(expiresAt / TWO_32);
+    }
+  }
+
+  /** Stores `value` under `key` with absolute expiry `expiresAt` (0 = none, else in the future). */
+  #write(key: Uint8Array, value: Uint8Array, expiresAt: number): boolean {
+    const keyLen = key.length;
+    if (keyLen > MAX_STORE_KEY) {
+      throw new RangeError(
+        `Store put: a key of ${keyLen} bytes is longer than the ${MAX_STORE_KEY} a record holds`,
+      );
+    }
+    if (++this.#writes === WRITES_PER_SWEEP) {
+      this.#writes = 0;
+      this.sweep(WRITE_SWEEP_CHECKS);
+    }
+    const hash = hashBytes(key, 0, keyLen);
+    const size = (expiresAt !== 0 ? TTL_HEADER : HEADER) + keyLen + value.length;
+    let slot = this.#findBytes(key, hash);
+    let grow = false;
+    if (this.#cap > 0 || slot < 0) {
+      let need = this.#cost(size);
+      if (slot >= 0) need -= this.#cost(this.#recordSize());
+      else if ((this.#count + 1) * 4 > (this.#table.length / SLOT) * 3) {
+        // At the cap, a table may fill to 7/8 before it must double.
+        const bigger = this.#table.byteLength;
+        grow = this.#cap === 0 || this.usedMemory + need + bigger <= this.#cap ||
+          (this.#count + 1) * 8 > (this.#table.length / SLOT) * 7;
+        if (grow) need += bigger;
+      }
+      if (this.#cap > 0 && need > 0 && this.usedMemory + need > this.#cap) {
+        // The value may be a view of a record that eviction frees.
+        value = value.slice();
+        this.#makeRoom(need, slot < 0 ? -1 : this.#table[slot * SLOT + 1]);
+        const again = this.#findBytes(key, hash);
+        // The key expired in the sweep that made room: count again as new.
+        if ((again < 0) !== (slot < 0)) return this.#write(key, value, expiresAt);
+        slot = again;
+      }
+    }
+
+    if (slot >= 0) {
+      const at = slot * SLOT;
+      const addr = this.#table[at + 1];
+      this.#at(addr);
+      const i = this.#off >>> 2;
+      const meta = this.#words[i + W_META];
+      const old = this.#expiry();
+      const replaced = old === 0 || old > this.#now();
+      if (!replaced) this.#expired++;
+      const prevLen = this.#words[i + W_VLEN];
+      const prevSize = this.#recordSize();
+      if (this.#fitsInPlace(addr, prevSize, size)) {
+        const oldHdr = (meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER;
+        const hdr = expiresAt !== 0 ? TTL_HEADER : HEADER;
+        if (oldHdr !== hdr) {
+          // The value may be a view of this very record, about to move.
+          if (value.buffer === this.#buf.buffer) value = value.slice();
+          // Move the key (and so the value after it) to the new header's end.
+          this.#buf.copyWithin(this.#off + hdr, this.#off + oldHdr, this.#off + oldHdr + keyLen);
+        }
+        this.#fill(null, value, expiresAt);
+      } else {
+        const moved = this.#alloc(size);
+        this.#at(moved);
+        this.#fill(key, value, expiresAt);
+        // The tree finds the entry by comparing with the old record: free it last.
+        this.#tree.replace(key, moved);
+        this.#table[at + 1] = moved;
+        this.#free(addr);
+      }
+      this.#bytes += value.length - prevLen;
+      if (old !== 0) this.#ttlCount--;
+      if (expiresAt !== 0) this.#track(expiresAt, this.#table[at + 1]);
+      if (this.observer !== null) this.observer.stored(key, value, expiresAt);
+      return replaced;
+    }
+
+    if (grow) this.#grow();
+    const addr = this.#alloc(size);
+    this.#at(addr);
+    this.#fill(key, value, expiresAt);
+    this.#place(this.#table, this.#shift, stored(hash), addr);
+    this.#tree.insert(key, addr);
+    this.#count++;
+    this.#bytes += keyLen + value.length;
+    if (expiresAt !== 0) this.#track(expiresAt, addr);
+    if (this.observer !== null) this.observer.stored(key, value, expiresAt);
+    return false;
+  }
+
+  /** Size of the record #at points to. */
+  #recordSize(): number {
+    const w = this.#words;
+    const i = this.#off >>> 2;
+    const meta = w[i + W_META];
+    return ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER) + (meta & KEY_MASK) + w[i + W_VLEN];
+  }
+
+  // --- hash table ------------------------------------------------------------
+
+  /**
+   * The slot holding `key` (whose hashBytes is `hash`), expired or not, with
+   * #at left on its record; -1 if none.
+   */
   #findBytes(key: Uint8Array, hash: number): number {
     const t = this.#table;
     const want = stored(hash);
     const mask = (t.length / SLOT) - 1;
     const n = key.length;
     for (let i = Math.imul(want, 0x9e3779b1) >>> this.#shift;; i = (i + 1) & mask) {
-      const at = i * SLOT;
-      const h = t[at + HASH];
+      const h = t[i * SLOT];
       if (h === 0) return -1;
-      if (h !== want || t[at + KEY_LEN] !== n) continue;
-      const bytes = this.#bytesAt(t[at + ADDR]);
-      const off = this.#offset + RECORD_HEADER;
+      if (h !== want) continue;
+      this.#at(t[i * SLOT + 1]);
+      const meta = this.#words[(this.#off >>> 2) + W_META];
+      if ((meta & KEY_MASK) !== n) continue;
+      const buf = this.#buf;
+      const off = this.#off + ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER);
       let j = 0;
-      while (j < n && bytes[off + j] === key[j]) j++;
+      while (j < n && buf[off + j] === key[j]) j++;
       if (j === n) return i;
     }
   }
 
-  /** The slot holding the key that binary string `k` spells; -1 if none. */
-  #findString(k: string): number {
-    const key = stringToKey(k);
-    return this.#findBytes(key, hashBytes(key, 0, key.length));
-  }
-
-  /** Where the last {@link #bytesAt} record starts in the buffer it returned. */
-  #offset = 0;
-
-  /**
-   * The buffer that holds the record at `addr`; the record starts at
-   * {@link #offset} in it. Two results without an allocation per call.
-   */
-  #bytesAt(addr: number): Uint8Array {
-    if (addr >= 0) {
-      this.#offset = addr & PAGE_MASK;
-      return this.#slab.pages[addr >>> PAGE_SHIFT];
-    }
-    this.#offset = 0;
-    return this.#large[~addr]!;
-  }
-
-  #expiresAt(slot: number): number {
-    const addr = this.#table[slot * SLOT + ADDR];
-    if (addr >= 0) return this.#slab.expiries[addr >>> PAGE_SHIFT][(addr & PAGE_MASK) >>> 3];
-    const big = this.#large[~addr]!;
-    return new Float64Array(big.buffer, 0, 1)[0];
-  }
-
-  #setExpiresAt(slot: number, expiresAt: number): void {
-    const addr = this.#table[slot * SLOT + ADDR];
-    if (addr >= 0) this.#slab.expiries[addr >>> PAGE_SHIFT][(addr & PAGE_MASK) >>> 3] = expiresAt;
-    else new Float64Array(this.#large[~addr]!.buffer, 0, 1)[0] = expiresAt;
-  }
-
-  /**
-   * Copies `value` into the record at `bytes[off]` (whose key is `keyLen`
-   * bytes) with its CRC-32, computed from the copy: what a Get reply later
-   * derives its checksum from is what the record holds.
-   */
-  #setValue(bytes: Uint8Array, off: number, keyLen: number, value: Uint8Array): void {
-    const start = off + RECORD_HEADER + keyLen;
-    bytes.set(value, start);
-    writeU32(bytes, off + CRC_AT, crc32Of(bytes, start, start + value.length));
-  }
-
-  /** A view of the value in `slot`'s record, valid until the store changes. */
-  #value(slot: number): Uint8Array {
-    const at = slot * SLOT;
-    const t = this.#table;
-    const bytes = this.#bytesAt(t[at + ADDR]);
-    const start = this.#offset + RECORD_HEADER + t[at + KEY_LEN];
-    return bytes.subarray(start, start + t[at + VALUE_LEN]);
-  }
-
-  #allocRecord(size: number): number {
-    if (size <= MAX_SLAB_RECORD) return this.#slab.alloc(size);
-    const index = this.#largeFree.length > 0 ? this.#largeFree.pop()! : this.#large.length;
-    this.#large[index] = new Uint8Array(size);
-    return ~index;
-  }
-
-  #freeRecord(addr: number, size: number): void {
-    if (addr >= 0) this.#slab.free(addr, size);
-    else {
-      this.#large[~addr] = undefined;
-      this.#largeFree.push(~addr);
-    }
-  }
-
-  /** True iff a record growing or shrinking from `prev` to `next` bytes can stay at `addr`. */
-  #fitsInPlace(addr: number, prev: number, next: number): boolean {
-    if (addr < 0) return next === prev;
-    return next <= MAX_SLAB_RECORD && Slab.sameChunk(prev, next);
-  }
-
-  /**
-   * Adds a key that is not in the table (but already in #sorted, which
-   * counts it), doubling the table past 3/4 full; returns its slot.
-   */
-  #insert(hash: number, addr: number, keyLen: number, valueLen: number): number {
-    if (this.#sorted.length * 4 > (this.#table.length / SLOT) * 3) this.#grow();
-    return this.#place(this.#table, this.#shift, hash, addr, keyLen, valueLen);
-  }
-
-  #place(
-    t: Int32Array,
-    shift: number,
-    hash: number,
-    addr: number,
-    keyLen: number,
-    valueLen: number,
-  ): number {
+  #place(t: Int32Array, shift: number, hash: number, addr: number): number {
     const mask = (t.length / SLOT) - 1;
     let i = Math.imul(hash, 0x9e3779b1) >>> shift;
-    while (t[i * SLOT + HASH] !== 0) i = (i + 1) & mask;
-    const at = i * SLOT;
-    t[at + HASH] = hash;
-    t[at + ADDR] = addr;
-    t[at + KEY_LEN] = keyLen;
-    t[at + VALUE_LEN] = valueLen;
+    while (t[i * SLOT] !== 0) i = (i + 1) & mask;
+    t[i * SLOT] = hash;
+    t[i * SLOT + 1] = addr;
     return i;
   }
 
@@ -959,136 +1172,198 @@ export class ShardStore {
     const t = new Int32Array(old.length * 2);
     const shift = this.#shift - 1;
     for (let at = 0; at < old.length; at += SLOT) {
-      if (old[at + HASH] === 0) continue;
-      this.#place(t, shift, old[at + HASH], old[at + ADDR], old[at + KEY_LEN], old[at + VALUE_LEN]);
+      if (old[at] !== 0) this.#place(t, shift, old[at], old[at + 1]);
     }
     this.#table = t;
     this.#shift = shift;
   }
 
-  /**
-   * Removes the key in `slot`. `k` is its binary string if the caller has
-   * it, and `index` its place in #sorted, or -1 if unknown.
-   */
-  #remove(slot: number, k: string | null, index: number, reason: RemoveReason): void {
+  /** A random occupied slot; the table must hold a key. */
+  #randomSlot(): number {
     const t = this.#table;
-    const at = slot * SLOT;
-    const keyLen = t[at + KEY_LEN];
-    const valueLen = t[at + VALUE_LEN];
+    const slots = t.length / SLOT;
+    let i = Math.floor(Math.random() * slots);
+    while (t[i * SLOT] === 0) i = (i + 1) & (slots - 1);
+    return i;
+  }
+
+  /** Removes the key whose record is at `addr` (it must be stored). */
+  #removeRecord(addr: number, reason: RemoveReason): void {
+    this.#at(addr);
+    const meta = this.#words[(this.#off >>> 2) + W_META];
+    const keyAt = this.#off + ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER);
+    const key = this.#buf.subarray(keyAt, keyAt + (meta & KEY_MASK));
+    const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
+    if (slot >= 0) this.#remove(slot, reason);
+  }
+
+  /** Removes the key in `slot` from every structure and frees its record. */
+  #remove(slot: number, reason: RemoveReason): void {
+    const t = this.#table;
+    const addr = t[slot * SLOT + 1];
+    this.#at(addr);
+    const w = this.#words;
+    const i = this.#off >>> 2;
+    const meta = w[i + W_META];
+    const keyLen = meta & KEY_MASK;
+    const keyAt = this.#off + ((meta & TTL_BIT) !== 0 ? TTL_HEADER : HEADER);
+    const key = this.#buf.subarray(keyAt, keyAt + keyLen);
+    this.#bytes -= keyLen + w[i + W_VLEN];
+    if ((meta & TTL_BIT) !== 0) this.#ttlCount--;
     if (reason === "expire") this.#expired++;
-    if (this.observer !== null) {
-      const bytes = this.#bytesAt(t[at + ADDR]);
-      const off = this.#offset + RECORD_HEADER;
-      this.observer.removed(bytes.subarray(off, off + keyLen), reason);
-    }
-    if (index < 0) {
-      if (k === null) {
-        const bytes = this.#bytesAt(t[at + ADDR]);
-        const off = this.#offset + RECORD_HEADER;
-        k = keyToString(bytes.subarray(off, off + keyLen));
-      }
-      index = this.#lowerBound(k);
-    }
-    this.#sorted.splice(index, 1);
-    if (this.#expiresAt(slot) !== 0) this.#ttlCount--;
-    this.#freeRecord(t[at + ADDR], RECORD_HEADER + keyLen + valueLen);
-    this.#bytes -= keyLen + valueLen;
+    else if (reason === "evict") this.#evicted++;
+    if (this.observer !== null) this.observer.removed(key, reason);
+    this.#tree.delete(key);
+    this.#free(addr);
+    this.#count--;
     // Backward-shift deletion: later slots of the same probe run move up so
     // that no lookup stops early at the hole.
     const mask = (t.length / SLOT) - 1;
     let hole = slot;
-    for (let i = (slot + 1) & mask; t[i * SLOT + HASH] !== 0; i = (i + 1) & mask) {
-      const home = Math.imul(t[i * SLOT + HASH], 0x9e3779b1) >>> this.#shift;
-      // Move i into the hole unless its home lies cyclically in (hole, i].
-      const stays = hole <= i ? hole < home && home <= i : hole < home || home <= i;
+    for (let j = (slot + 1) & mask; t[j * SLOT] !== 0; j = (j + 1) & mask) {
+      const home = Math.imul(t[j * SLOT], 0x9e3779b1) >>> this.#shift;
+      // Move j into the hole unless its home lies cyclically in (hole, j].
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
       if (stays) continue;
-      t.copyWithin(hole * SLOT, i * SLOT, i * SLOT + SLOT);
-      hole = i;
+      t[hole * SLOT] = t[j * SLOT];
+      t[hole * SLOT + 1] = t[j * SLOT + 1];
+      hole = j;
     }
-    t.fill(0, hole * SLOT, hole * SLOT + SLOT);
+    t[hole * SLOT] = 0;
+    t[hole * SLOT + 1] = 0;
   }
 
-  /** First index whose key is >= k. */
-  #lowerBound(k: string): number {
-    const a = this.#sorted;
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (a[mid] < k) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+  // --- expiry and eviction ---------------------------------------------------
+
+  /** Advances the LRU clock (seconds, 16 bits) and returns the time. */
+  #tick(): number {
+    const now = this.#now();
+    this.#clock = Math.floor(now / 1000) & 0xffff;
+    return now;
   }
 
-  /** First index whose key is > k. */
-  #upperBound(k: string): number {
-    const a = this.#sorted;
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (a[mid] <= k) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** Records a new TTL for k, which must already be stored with it. */
-  #track(k: string, expiresAt: number): void {
+  /** Records a new TTL entry for the record at `addr`. */
+  #track(expiresAt: number, addr: number): void {
     this.#ttlCount++;
-    if (this.#heap.length >= 2 * this.#ttlCount + HEAP_SLACK) {
-      this.#rebuildHeap();
-    } else {
-      this.#heapPush({ key: k, expiresAt });
-    }
+    if (this.#heap.length >= 2 * this.#ttlCount + HEAP_SLACK) this.#rebuildHeap();
+    else this.#heap.push(expiresAt, addr);
   }
 
-  /** Drops all stale items; called when they outnumber live TTLs. */
+  /** Drops every stale entry: refills the heap from the table. */
   #rebuildHeap(): void {
-    const heap: HeapItem[] = [];
-    for (const key of this.#sorted) {
-      const expiresAt = this.#expiresAt(this.#findString(key));
-      if (expiresAt !== 0) heap.push({ key, expiresAt });
+    const ats = new Float64Array(this.#ttlCount);
+    const addrs = new Int32Array(this.#ttlCount);
+    let n = 0;
+    const t = this.#table;
+    for (let at = 0; at < t.length && n < ats.length; at += SLOT) {
+      if (t[at] === 0) continue;
+      this.#at(t[at + 1]);
+      const expiresAt = this.#expiry();
+      if (expiresAt === 0) continue;
+      ats[n] = expiresAt;
+      addrs[n++] = t[at + 1];
     }
-    this.#heap = heap;
-    for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    this.#heap.rebuild(ats, addrs, n);
   }
 
-  #heapPush(item: HeapItem): void {
-    const heap = this.#heap;
-    let i = heap.length;
-    heap.push(item);
-    while (i > 0) {
-      const p = (i - 1) >>> 1;
-      if (heap[p].expiresAt <= item.expiresAt) break;
-      heap[i] = heap[p];
-      i = p;
+  /**
+   * The slot of the key whose record is at `addr` if that record is stored
+   * and expires at `at`; else -1 (a stale heap entry: the key is gone,
+   * moved, or has another expiry, and the chunk may hold anything).
+   */
+  #liveTtl(addr: number, at: number): number {
+    let room: number;
+    if (addr >= 0) {
+      room = this.#slab.chunkAt(addr);
+      if (room === 0) return -1;
+    } else {
+      const big = this.#large[-2 - addr];
+      if (big === undefined) return -1;
+      room = big.length;
     }
-    heap[i] = item;
+    this.#at(addr);
+    const meta = this.#words[(this.#off >>> 2) + W_META];
+    const keyLen = meta & KEY_MASK;
+    if ((meta & TTL_BIT) === 0 || TTL_HEADER + keyLen > room || this.#expiry() !== at) return -1;
+    const keyAt = this.#off + TTL_HEADER;
+    const key = this.#buf.subarray(keyAt, keyAt + keyLen);
+    const slot = this.#findBytes(key, hashBytes(key, 0, keyLen));
+    return slot >= 0 && this.#table[slot * SLOT + 1] === addr ? slot : -1;
   }
 
-  #heapPop(): void {
-    const heap = this.#heap;
-    const last = heap.pop() as HeapItem;
-    if (heap.length === 0) return;
-    heap[0] = last;
-    this.#siftDown(0);
+  /**
+   * Evicts keys by the policy until `need` more bytes fit under the cap,
+   * never the key at `keep`; throws StoreFullError when they cannot.
+   * Expired keys go first (a short sweep), as they cost nobody anything.
+   */
+  #makeRoom(need: number, keep: number): void {
+    if (this.usedMemory + need <= this.#cap) return;
+    this.sweep(EVICTION_SAMPLES * 4);
+    while (this.usedMemory + need > this.#cap) {
+      const slot = this.#policy === "noeviction" ? -1 : this.#victim(keep);
+      if (slot < 0) {
+        throw new StoreFullError(
+          `Store write: ${need} more bytes would pass the shard's memory cap of ${this.#cap} (${this.#policy})`,
+        );
+      }
+      this.#remove(slot, "evict");
+    }
   }
 
-  #siftDown(start: number): void {
-    const heap = this.#heap;
-    const n = heap.length;
-    const item = heap[start];
-    let i = start;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && heap[c + 1].expiresAt < heap[c].expiresAt) c++;
-      if (heap[c].expiresAt >= item.expiresAt) break;
-      heap[i] = heap[c];
-      i = c;
+  /**
+   * The slot of the key to evict, or -1 when none may go. LRU is Redis's
+   * approximation (without its candidate pool): of a few keys sampled at
+   * random, the one idle longest by a 16-bit seconds clock in its record.
+   * An exact LRU list would cost two links a key (8 bytes, and a write to
+   * two other records on every read); sampling 5 keys finds a key among
+   * the oldest few percent, which is what a cache needs.
+   */
+  #victim(keep: number): number {
+    const t = this.#table;
+    const policy = this.#policy;
+    if (policy === "volatile-lru") return this.#volatileVictim(keep);
+    const others = this.#count - (keep === -1 ? 0 : 1);
+    if (others <= 0) return -1;
+    const samples = policy === "allkeys-random" ? 1 : EVICTION_SAMPLES;
+    let best = -1;
+    let bestIdle = -1;
+    for (let n = 0; n < samples || best < 0; n++) {
+      const slot = this.#randomSlot();
+      if (t[slot * SLOT + 1] === keep) continue;
+      this.#at(t[slot * SLOT + 1]);
+      const idle = (this.#clock - (this.#words[(this.#off >>> 2) + W_META] >>> 16)) & 0xffff;
+      if (idle > bestIdle) {
+        best = slot;
+        bestIdle = idle;
+      }
     }
-    heap[i] = item;
+    return best;
+  }
+
+  /** Like {@link #victim}, sampling keys with a TTL, from the heap. */
+  #volatileVictim(keep: number): number {
+    for (let round = 0; round < 2; round++) {
+      const heap = this.#heap;
+      let best = -1;
+      let bestIdle = -1;
+      for (let n = 0; n < EVICTION_SAMPLES * 4 && heap.length > 0; n++) {
+        const i = Math.floor(Math.random() * heap.length);
+        const addr = heap.addrAt(i);
+        if (addr === keep) continue;
+        const slot = this.#liveTtl(addr, heap.atAt(i));
+        if (slot < 0) continue;
+        const idle = (this.#clock - (this.#words[(this.#off >>> 2) + W_META] >>> 16)) & 0xffff;
+        if (idle > bestIdle) {
+          best = slot;
+          bestIdle = idle;
+        }
+        if (n >= EVICTION_SAMPLES) break;
+      }
+      if (best >= 0) return best;
+      // Mostly stale entries, or none: rebuild once and try again.
+      if (this.#ttlCount === 0) return -1;
+      this.#rebuildHeap();
+    }
+    return -1;
   }
 }

@@ -1,15 +1,14 @@
 /**
  * `--metrics-port`: Prometheus's text format on `GET /metrics` and a health
  * check on `GET /healthz`, served by `Deno.serve` in the main thread. A
- * scrape sums the shared counters (resources and events, request metrics,
- * shard gauges) and asks no worker anything, so serving it costs the
+ * scrape sums the shared counters (resources and events, the store's
+ * figures, request metrics) and asks no worker anything, so serving it costs the
  * request path nothing.
  *
  * @module
  */
 import { COUNTER_NAMES, RESOURCE_KINDS, type StatsSnapshot } from "../stats/resources.ts";
 import { STATUS_NAMES } from "../protocol/constants.ts";
-import { sumGauges } from "./gauges.ts";
 import {
   COMMAND_SLOTS,
   LATENCY_BOUNDS_S,
@@ -25,14 +24,12 @@ import {
 export interface MetricsSource {
   /** The resource and event counters, summed now. */
   stats(): StatsSnapshot;
-  /** Request metrics, slow log and gauges. */
+  /** Request metrics and the slow log. */
   ops: OpsMemory;
   /** Wire v1 method names by code. */
   methodNames: Readonly<Record<number, string>>;
   /** RESP command names by number (0: unknown). */
   commandNames: readonly string[];
-  /** The service's gauge names, in slot order. */
-  gaugeNames: readonly string[];
   /** Date.now() at start. */
   startedAt: number;
   /** Configured connection cap. */
@@ -72,6 +69,23 @@ const RENAMED: Record<string, [string, string]> = {
   requests: ["evkv_frames_total", "Request frames dispatched (both protocols' calls)."],
   replies: ["evkv_replies_total", "Replies queued for clients."],
 };
+/**
+ * Figures a service sets rather than adds (the store's, through
+ * `Service.gauges`): gauges, or counters when they only grow.
+ */
+const SET_BY_SERVICE: Record<string, [string, "gauge" | "counter", string]> = {
+  keys: ["evkv_keys", "gauge", "Live keys."],
+  keys_with_ttl: ["evkv_keys_with_ttl", "gauge", "Live keys with an expiry."],
+  used_memory: [
+    "evkv_memory_used_bytes",
+    "gauge",
+    "The store's memory: records, index and expiry structures.",
+  ],
+  maxmemory: ["evkv_memory_max_bytes", "gauge", "The store's memory cap (0 = none)."],
+  store_pages_bytes: ["evkv_store_pages_bytes", "gauge", "Slab pages the store has reserved."],
+  evicted_keys: ["evkv_evicted_keys_total", "counter", "Keys evicted to stay under the cap."],
+  expired_keys: ["evkv_expired_keys_total", "counter", "Keys that expired."],
+};
 const HANDLED = new Set(["worker_restarts", "io_worker_restarts"]);
 
 /**
@@ -83,10 +97,9 @@ const HANDLED = new Set(["worker_restarts", "io_worker_restarts"]);
  * const stats = createStatsMemory(1);
  * const text = renderMetrics({
  *   stats: () => snapshot(stats),
- *   ops: createOpsMemory(1, 1),
+ *   ops: createOpsMemory(1),
  *   methodNames: { 2: "Get" },
  *   commandNames: ["unknown"],
- *   gaugeNames: ["keys"],
  *   startedAt: Date.now(),
  *   maxConnections: 10000,
  *   draining: () => false,
@@ -185,20 +198,17 @@ export function renderMetrics(src: MetricsSource): string {
   o.sample("evkv_worker_restarts_total", { kind: "io" }, c.io_worker_restarts);
   for (const name of COUNTER_NAMES) {
     if (name.startsWith("errors.") || HANDLED.has(name)) continue;
+    const set = SET_BY_SERVICE[name];
+    if (set) {
+      o.family(set[0], set[1], set[2]);
+      o.sample(set[0], {}, c[name]);
+      continue;
+    }
     const [metric, help] = RENAMED[name] ??
       [`evkv_${name.replace(/[^a-zA-Z0-9_]/g, "_")}_total`, `Event counter ${name}.`];
     o.family(metric, "counter", help);
     o.sample(metric, {}, c[name]);
   }
-
-  // Store gauges from the shards.
-  const g = sumGauges(src.ops.gauges, src.ops.shards);
-  src.gaugeNames.forEach((name, i) => {
-    const metric = `evkv_${name}`;
-    const counter = name.endsWith("_total");
-    o.family(metric, counter ? "counter" : "gauge", `The service's ${name}, summed over shards.`);
-    o.sample(metric, {}, g[i]);
-  });
 
   // Resources.
   o.family("evkv_resource_held_bytes", "gauge", "Bytes held by each resource kind.");

@@ -8,7 +8,6 @@
 import type { StatsSnapshot } from "../stats/resources.ts";
 import type { Service } from "../server/service.ts";
 import { respCommandNames } from "./command_index.ts";
-import { sumGauges } from "./gauges.ts";
 import { BurstLog, Logger } from "./log.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics.ts";
 import type { OpsMemory, SlowlogOptions } from "./recorder.ts";
@@ -29,9 +28,9 @@ export interface OpsOptions {
 export interface OpsContext {
   /** Sums every thread's counters now. */
   stats(): StatsSnapshot;
-  /** Request metrics, slow log and gauges. */
+  /** Request metrics and the slow log. */
   ops: OpsMemory;
-  /** The service module's URL (for method and gauge names). */
+  /** The service module's URL (for method names). */
   serviceUrl: string;
   /** Date.now() at start. */
   startedAt: number;
@@ -117,11 +116,9 @@ export async function startOps(
   ctx: OpsContext,
 ): Promise<OpsRuntime> {
   const log = options?.logger ?? new Logger();
-  let gaugeNames: readonly string[] = [];
   let methodNames: Record<number, string> = {};
   try {
     const service = (await import(ctx.serviceUrl)).default as Service<unknown>;
-    gaugeNames = service.gaugeNames ?? [];
     methodNames = Object.fromEntries(
       Object.entries(service.methods).map(([code, m]) => [Number(code), m.name]),
     );
@@ -141,7 +138,6 @@ export async function startOps(
       ops: ctx.ops,
       methodNames,
       commandNames: respCommandNames(),
-      gaugeNames,
       startedAt: ctx.startedAt,
       maxConnections: ctx.maxConnections,
       draining: () => rt.draining,
@@ -149,11 +145,11 @@ export async function startOps(
     rt.metricsPort = metrics.port;
   }
   const refused = new BurstLog(log, 10_000);
-  const evicted = gaugeNames.indexOf("evicted_keys_total");
   const eviction = new EvictionWatch(log);
   const timer = setInterval(() => {
-    refused.observe(ctx.stats().counters.connections_rejected, "connections refused");
-    if (evicted >= 0) eviction.observe(sumGauges(ctx.ops.gauges, ctx.ops.shards)[evicted]);
+    const c = ctx.stats().counters;
+    refused.observe(c.connections_rejected, "connections refused");
+    eviction.observe(c.evicted_keys);
   }, WATCH_MS);
   Deno.unrefTimer(timer);
   rt.close = async () => {

@@ -13,8 +13,7 @@
  * threshold also go to the worker's slow log ring.
  *
  * Bounds: `BLOCK_SLOTS * 8` bytes (about 10 KiB) per IO worker for the
- * counters, `64 + ioThreads * maxLen * SLOW_ENTRY_BYTES` for the slow log,
- * `shards * GAUGE_SLOTS * 8` for the gauges.
+ * counters, `64 + ioThreads * maxLen * SLOW_ENTRY_BYTES` for the slow log.
  *
  * @module
  */
@@ -86,10 +85,6 @@ export interface OpsMemory {
   slowlog: SharedArrayBuffer;
   /** IO workers. */
   ioThreads: number;
-  /** Per-shard gauges (src/ops/gauges.ts). */
-  gauges: SharedArrayBuffer;
-  /** Shards. */
-  shards: number;
 }
 
 /** Slow log settings. */
@@ -101,19 +96,15 @@ export interface SlowlogOptions {
 }
 
 /**
- * Allocates the memory for `ioThreads` IO workers and `shards` shards.
+ * Allocates the memory for `ioThreads` IO workers.
  *
  * @example
  * ```ts
  * import { createOpsMemory } from "@evkv/evkv";
- * const mem = createOpsMemory(2, 2, { thresholdUs: 500, maxLen: 64 });
+ * const mem = createOpsMemory(2, { thresholdUs: 500, maxLen: 64 });
  * ```
  */
-export function createOpsMemory(
-  ioThreads: number,
-  shards: number,
-  slow: SlowlogOptions = {},
-): OpsMemory {
+export function createOpsMemory(ioThreads: number, slow: SlowlogOptions = {}): OpsMemory {
   const maxLen = Math.max(1, slow.maxLen ?? 128);
   const slowlog = new SharedArrayBuffer(64 + ioThreads * maxLen * SLOW_ENTRY_BYTES);
   const ctl = new Int32Array(slowlog, 0, 16);
@@ -125,12 +116,8 @@ export function createOpsMemory(
     blocks: new SharedArrayBuffer(ioThreads * BLOCK_SLOTS * 8),
     slowlog,
     ioThreads,
-    gauges: createGaugeMemory(shards),
-    shards,
   };
 }
-
-import { createGaugeMemory } from "./gauges.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -272,7 +259,7 @@ export interface SlowEntry {
  * @example
  * ```ts
  * import { createOpsMemory, readSlowlog } from "@evkv/evkv";
- * readSlowlog(createOpsMemory(1, 1)); // []
+ * readSlowlog(createOpsMemory(1)); // []
  * ```
  */
 export function readSlowlog(mem: { slowlog: SharedArrayBuffer; ioThreads: number }): SlowEntry[] {
@@ -310,7 +297,7 @@ export function readSlowlog(mem: { slowlog: SharedArrayBuffer; ioThreads: number
  * @example
  * ```ts
  * import { createOpsMemory, resetSlowlog } from "@evkv/evkv";
- * resetSlowlog(createOpsMemory(1, 1).slowlog);
+ * resetSlowlog(createOpsMemory(1).slowlog);
  * ```
  */
 export function resetSlowlog(slowlog: SharedArrayBuffer): void {
@@ -344,7 +331,7 @@ export interface RequestTotals {
  * @example
  * ```ts
  * import { createOpsMemory, readRequestTotals } from "@evkv/evkv";
- * readRequestTotals(createOpsMemory(2, 2)).latency[0].count; // 0
+ * readRequestTotals(createOpsMemory(2)).latency[0].count; // 0
  * ```
  */
 export function readRequestTotals(mem: OpsMemory): RequestTotals {

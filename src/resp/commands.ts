@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { KvInternalMethod, KvMethod } from "../protocol/constants.ts";
+import { KvInternalMethod, KvMethod, Status } from "../protocol/constants.ts";
 import { type evkv, pb } from "../protocol/messages.ts";
 import type { CallSite } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
@@ -38,9 +38,14 @@ const text = (b: Uint8Array) => decoder.decode(b);
 const upper = (b: Uint8Array) => text(b).toUpperCase();
 const type = <T>(t: MessageType<T>) => t as MessageType<unknown>;
 
+/** Redis's reply to a write refused at the memory cap (wire v1 status 9). */
+const OOM = "OOM command not allowed when used memory > 'maxmemory'.";
+
 /** The first failed call, as a RESP error; null when all succeeded. */
 function firstError(results: Result[]): Uint8Array | null {
-  for (const r of results) if (!r.ok) return error(`ERR ${r.message}`);
+  for (const r of results) {
+    if (!r.ok) return error(r.status === Status.NO_MEMORY ? OOM : `ERR ${r.message}`);
+  }
   return null;
 }
 

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
 import type { AcceptMode, ServeOptions } from "./server.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, Logger, type LogLevel } from "../ops/log.ts";
+import { EVICTION_POLICIES } from "../kv/store.ts";
 
 /** Usage text of `deno task serve`. */
 export const SERVE_USAGE = `Usage: deno task serve [flags]
@@ -34,6 +35,10 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --frames-per-turn N  frames taken from one connection before serving others (default 64)
   --idle-timeout MS    close connections silent for this long, 0 = never (default 300000)
   --max-connections N  connections accepted at once; the excess is refused (default 10000)
+  --max-memory SIZE    cap on the store's data (records, index, TTLs; Redis's used_memory),
+                       split evenly across shards; 0 = no cap (default 0)
+  --eviction POLICY    at the cap: noeviction (writes fail with NO_MEMORY / -OOM),
+                       allkeys-lru, volatile-lru or allkeys-random (default noeviction)
   --strict-leaks       exit 1 when a resource kind is not back to zero at exit
   --metrics-port N     serve Prometheus /metrics and /healthz here (default: off)
   --metrics-host ADDR  address of the metrics endpoint (default 127.0.0.1)
@@ -151,6 +156,8 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "frames-per-turn": { type: "string" },
       "idle-timeout": { type: "string" },
       "max-connections": { type: "string" },
+      "max-memory": { type: "string" },
+      eviction: { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
       "metrics-port": { type: "string" },
@@ -205,6 +212,10 @@ export function parseServeFlags(args: string[]): ServeFlags {
           maxLen: int("slowlog-max-len", values["slowlog-max-len"], 1),
         }),
       },
+      serviceOptions: definedOnly({
+        maxMemory: values["max-memory"] === undefined ? undefined : parseSize(values["max-memory"]),
+        eviction: oneOf("eviction", values.eviction, EVICTION_POLICIES),
+      }),
     },
     strictLeaks: values["strict-leaks"] ?? false,
     testLeak: oneOf("test-leak", values["test-leak"], RESOURCE_KINDS) ?? null,

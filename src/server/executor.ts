@@ -20,6 +20,7 @@ import { encodeError } from "../protocol/messages.ts";
 import {
   type CallerFootprint,
   Counter,
+  COUNTER_NAMES,
   type StatsBlock,
   type StatsSnapshot,
   withoutCaller,
@@ -31,6 +32,7 @@ import {
   type RequestBatch,
   type Service,
   ServiceError,
+  type ServiceOptions,
 } from "./service.ts";
 
 /**
@@ -213,10 +215,13 @@ export class Executor<State> {
     maxBody: number,
     stats: () => StatsSnapshot,
     startedAt: number,
+    serviceOptions: ServiceOptions = {},
   ) {
     this.#service = service;
     this.#maxBody = maxBody;
-    const state = service.createState ? service.createState(shard, shards) : (undefined as State);
+    const state = service.createState
+      ? service.createState(shard, shards, serviceOptions)
+      : (undefined as State);
     this.#ctx = {
       state,
       shard,
@@ -227,14 +232,25 @@ export class Executor<State> {
     };
   }
 
-  /** The service's gauges for this shard, or null when it has none (src/ops). */
-  gauges(): readonly number[] | null {
-    return this.#service.gauges ? this.#service.gauges(this.#ctx.state) : null;
-  }
-
   /** Runs the service's idle hook; returns ms until it wants to run again. */
   idle(): number {
-    return this.#service.idle ? this.#service.idle(this.#ctx.state) : Infinity;
+    const next = this.#service.idle ? this.#service.idle(this.#ctx.state) : Infinity;
+    this.#publish();
+    return next;
+  }
+
+  /** This thread's counters, for the service's gauges; null until attached or without gauges. */
+  #counters: Float64Array | null = null;
+
+  /** Lets the service's gauges (see {@link Service.gauges}) write into this thread's counters. */
+  attachStats(block: StatsBlock): void {
+    if (this.#service.gauges === undefined) return;
+    this.#counters = block.slots.subarray(block.slots.length - COUNTER_NAMES.length);
+    this.#publish();
+  }
+
+  #publish(): void {
+    if (this.#counters !== null) this.#service.gauges!(this.#ctx.state, this.#counters);
   }
 
   /**
@@ -284,8 +300,10 @@ export class Executor<State> {
     try {
       result = m.handler(request, this.#ctx);
     } catch (e) {
+      this.#publish();
       return this.#failure(m, e);
     }
+    this.#publish();
     if (result instanceof Promise) {
       return result.then((r) => this.#encode(m, r), (e) => this.#failure(m, e));
     }

@@ -13,13 +13,12 @@ import { encodeFrame } from "../protocol/frame.ts";
 import { encodeError } from "../protocol/messages.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
 import { type OpsMemory, recorder } from "../ops/recorder.ts";
-import { GaugeWriter } from "../ops/gauges.ts";
 import { type CodecName, CODECS } from "./codecs.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "./executor.ts";
 import type { Limits } from "./limits.ts";
-import type { Service } from "./service.ts";
+import type { Service, ServiceOptions } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
 import {
   Control,
@@ -59,6 +58,8 @@ export interface IoWorkerInit {
   serviceUrl: string;
   /** Body limit. */
   maxBody: number;
+  /** See {@link ServeOptions.serviceOptions}. */
+  serviceOptions?: ServiceOptions;
   /** Backpressure, fairness and timeout limits. */
   limits: Limits;
   /** Bumped each time this IO worker is restarted; see `Rep.generation`. */
@@ -97,8 +98,6 @@ class IoWorker implements ConnectionOwner {
   readonly #control: Int32Array;
   /** The shard this thread hosts in inline mode. */
   readonly #host: ShardHost<unknown> | null;
-  /** Publishes the hosted shard's gauges (inline mode). */
-  #gauges: GaugeWriter | null = null;
   readonly #conns = new Map<number, Connection>();
   #nextConnId = 1;
   readonly #dirty: Connection[] = [];
@@ -130,6 +129,7 @@ class IoWorker implements ConnectionOwner {
         init.maxBody,
         () => snapshot(plan.stats),
         plan.startedAt,
+        init.serviceOptions,
       );
       this.#host = new ShardHost(
         exec,
@@ -139,7 +139,6 @@ class IoWorker implements ConnectionOwner {
         "queue",
       );
       this.#host.wakeNow = (io) => wake(this.#control, threadIndex(plan.layout, "io", io));
-      this.#gauges = new GaugeWriter(init.ops.gauges, init.index);
     } else {
       this.#host = null;
     }
@@ -307,7 +306,6 @@ class IoWorker implements ConnectionOwner {
       let done = this.site.drainReplies();
       if (this.#host) {
         done += await this.#host.drain();
-        this.#gauges!.tick(this.#host.executor);
         const touched = this.#host.takeTouched();
         for (const io of touched) wake(control, threadIndex(this.#plan.layout, "io", io));
         touched.clear();

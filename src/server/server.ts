@@ -9,6 +9,7 @@ import { DEFAULT_MAX_BODY } from "../protocol/constants.ts";
 import { formatDump } from "../stats/report.ts";
 import {
   Counter,
+  COUNTER_NAMES,
   createStatsMemory,
   leakedKinds,
   Res,
@@ -26,6 +27,7 @@ import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
 import { createOpsMemory } from "../ops/recorder.ts";
 import { type OpsOptions, startOps } from "../ops/ops.ts";
+import type { ServiceOptions } from "./service.ts";
 import {
   Control,
   createPlan,
@@ -34,7 +36,6 @@ import {
   type Mode,
   planRings,
   ringBytesFor,
-  shardCount,
   type SharedPlan,
   threadCount,
   threadIndex,
@@ -75,6 +76,8 @@ export interface ServeOptions {
   limits?: Partial<Limits>;
   /** Metrics endpoint, slow log and logger (src/ops). */
   ops?: OpsOptions;
+  /** Settings every shard's state is made with (the KV store's memory cap, say). */
+  serviceOptions?: ServiceOptions;
 }
 
 /** What a finished shutdown reports. */
@@ -159,7 +162,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
-  const ops = createOpsMemory(layout.ioThreads, shardCount(layout), options.ops?.slowlog);
+  const ops = createOpsMemory(layout.ioThreads, options.ops?.slowlog);
   // Before any worker: a metrics port that is taken fails the start cleanly.
   const opsRt = await startOps(options.ops, {
     stats: () => snapshot(statsMemory),
@@ -169,7 +172,14 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     maxConnections: limits.maxConnections,
   });
   const log = opsRt.log;
-  const taskInit = (shard: number): TaskWorkerInit => ({ plan, shard, serviceUrl, maxBody, ops });
+  const serviceOptions = options.serviceOptions ?? {};
+  const taskInit = (shard: number): TaskWorkerInit => ({
+    plan,
+    shard,
+    serviceUrl,
+    maxBody,
+    serviceOptions,
+  });
   const tasks: WorkerHandle[] = await Promise.all(
     Array.from(
       { length: layout.taskThreads },
@@ -197,6 +207,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     index,
     serviceUrl,
     maxBody,
+    serviceOptions,
     limits,
     generation: generations[index],
     listen: accept === "reuseport"
@@ -347,6 +358,15 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   };
 }
 
+/** Counters a service sets to its state's level (see `Service.gauges`), not event counts. */
+const LEVEL_GAUGES = [
+  "keys",
+  "keys_with_ttl",
+  "used_memory",
+  "maxmemory",
+  "store_pages_bytes",
+] as const;
+
 /**
  * Folds a dead thread's block into `into` and zeroes it. Everything it
  * held died with it and is counted free, except ring slots: records it
@@ -357,6 +377,10 @@ function absorbDeadBlock(into: StatsBlock, dead: StatsBlock): number {
   const from = dead.slots;
   const to = into.slots;
   const connections = from[Res.connection * 3] - from[Res.connection * 3 + 1];
+  // A dead shard's level gauges (its keys, its memory) died with its state;
+  // folding them in would count them forever beside its replacement's.
+  const counters = from.length - COUNTER_NAMES.length;
+  for (const g of LEVEL_GAUGES) from[counters + Counter[g]] = 0;
   for (let i = 0; i < from.length; i++) to[i] += from[i];
   RESOURCE_KINDS.forEach((kind, k) => {
     if (kind === "ring_slot") return;

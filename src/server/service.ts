@@ -235,13 +235,23 @@ export interface Service<State = unknown> {
   readonly name: string;
   /** Methods by method code (1..65535). */
   readonly methods: Readonly<Record<number, Method<State>>>;
-  /** Makes one shard's state, once in the thread that owns the shard. */
-  createState?(shard: number, shards: number): State;
+  /**
+   * Makes one shard's state, once in the thread that owns the shard;
+   * `options` is {@link ServeOptions.serviceOptions} (`{}` when unset).
+   */
+  createState?(shard: number, shards: number, options: ServiceOptions): State;
   /**
    * Housekeeping while a shard is idle (expiry sweeps, say). Returns how
    * many ms until it wants to run again (`Infinity` for never).
    */
   idle?(state: State): number;
+  /**
+   * Writes the state's gauges (the KV store's key count and memory, say)
+   * into this thread's `counters`, indexed by `Counter`: set, not added,
+   * since the Stats method sums every thread's. Called after each request
+   * and when idle, so keep it to a few stores.
+   */
+  gauges?(state: State, counters: Float64Array): void;
   /**
    * Warms the CPU cache for requests about to run on this shard, changing
    * nothing. In inline mode the IO worker calls it with the whole frames
@@ -252,14 +262,6 @@ export interface Service<State = unknown> {
    * on bodies not yet checked, and what it throws is ignored.
    */
   prefetch?(batch: RequestBatch, ctx: HandlerContext<State>): void;
-  /**
-   * Numbers about one shard's state for monitoring (keys, memory...), in
-   * the order of {@link gaugeNames}; sums over shards become metrics. The
-   * shard's thread reads them at most every 250 ms, so keep it cheap.
-   */
-  gauges?(state: State): readonly number[];
-  /** Names of {@link gauges}' numbers (at most 16), e.g. `keys`. */
-  readonly gaugeNames?: readonly string[];
   /** Called in the IO worker when a connection opens. */
   onConnect?(conn: ConnectionInfo): void;
   /** Called in the IO worker when a connection closes. */
@@ -325,6 +327,18 @@ export function defineService<State>(service: Service<State>): Service<State> {
   }
   return service;
 }
+
+/**
+ * Settings for a service module, given to every shard's
+ * {@link Service.createState} (structured-cloned to each worker). The KV
+ * service reads `maxMemory` (bytes, for the whole server) and `eviction`.
+ *
+ * @example
+ * ```ts
+ * const opts: ServiceOptions = { maxMemory: 64 << 20, eviction: "allkeys-lru" };
+ * ```
+ */
+export type ServiceOptions = Readonly<Record<string, string | number | boolean>>;
 
 /**
  * An error a handler throws to reply with a specific status.

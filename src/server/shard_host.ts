@@ -55,6 +55,7 @@ export class ShardHost<State> {
   ) {
     this.#exec = exec;
     this.#stats = stats;
+    exec.attachStats(stats);
     this.#requests = requests;
     this.#replies = replies;
     this.#policy = policy;

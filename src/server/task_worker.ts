@@ -8,10 +8,8 @@
  */
 import { snapshot, StatsBlock } from "../stats/resources.ts";
 import { Executor } from "./executor.ts";
-import type { Service } from "./service.ts";
+import type { Service, ServiceOptions } from "./service.ts";
 import { ShardHost } from "./shard_host.ts";
-import { GaugeWriter } from "../ops/gauges.ts";
-import type { OpsMemory } from "../ops/recorder.ts";
 import {
   Control,
   killWord,
@@ -39,8 +37,8 @@ export interface TaskWorkerInit {
   serviceUrl: string;
   /** Body limit, for replies. */
   maxBody: number;
-  /** Request metrics, slow log and shard gauges (src/ops). */
-  ops: OpsMemory;
+  /** See {@link ServeOptions.serviceOptions}. */
+  serviceOptions?: ServiceOptions;
 }
 
 /** Longest nap while idle, so housekeeping and the stop flag are seen. */
@@ -61,6 +59,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
     init.maxBody,
     () => snapshot(plan.stats),
     plan.startedAt,
+    init.serviceOptions,
   );
   const requests = plan.requestRings.map((row) => openRing(row[shard]));
   const replies = plan.replyRings[shard].map(openRing);
@@ -69,13 +68,11 @@ async function main(init: TaskWorkerInit): Promise<void> {
   host.wakeNow = (io) => wake(control, ioThread(io));
   host.mustStop = () => Atomics.load(control, killWord(me)) !== 0;
   scope.postMessage({ type: "ready" });
-  const gauges = new GaugeWriter(init.ops.gauges, shard);
 
   let idleAt = 0;
   for (;;) {
     const seen = Atomics.load(control, wakeWord(me));
     const done = await host.drain();
-    gauges.tick(exec);
     const touched = host.takeTouched();
     for (const io of touched) wake(control, ioThread(io));
     touched.clear();

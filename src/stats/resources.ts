@@ -67,6 +67,14 @@ export const COUNTER_NAMES = [
   "reads_paused",
   "turns_yielded",
   "bad_preambles",
+  // Gauges a service sets (Service.gauges), summed over shards: the KV store's.
+  "keys",
+  "keys_with_ttl",
+  "used_memory",
+  "maxmemory",
+  "store_pages_bytes",
+  "evicted_keys",
+  "expired_keys",
   // One per non-OK status of STATUS_NAMES, in code order (checked below).
   "errors.BAD_REQUEST",
   "errors.CRC_MISMATCH",
