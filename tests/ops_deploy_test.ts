@@ -17,6 +17,7 @@ Deno.test("the sample config file parses into the flags it documents", async () 
   assert.equal(flags.options.respPort, 6379);
   assert.equal(flags.options.ops?.metricsPort, 9121);
   assert.equal(flags.log.format, "json");
+  assert.equal(flags.options.serviceOptions?.eviction, "allkeys-lru");
 });
 
 /** ExecStart of the unit, continuation lines joined, split into words. */
