@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   createOpsMemory,
   LATENCY_BOUNDS_S,
+  Logger,
   readRequestTotals,
   readSlowlog,
   Recorder,
@@ -19,6 +20,7 @@ import {
 import { connect, EvkvError } from "../src/client/mod.ts";
 import { LAYOUTS, sleep, withServer } from "./support.ts";
 import { Resp, type RespValue, type Scrape, scrape, value } from "./ops_support.ts";
+const metricValue = value;
 import { RESOURCE_KINDS } from "../src/stats/resources.ts";
 
 /** Every family the issue asks for, by name. */
@@ -384,4 +386,34 @@ Deno.test("scrapes taken while clients keep loading the server parse, and their 
       }
     },
   );
+});
+
+Deno.test("under a memory cap, evictions show in the metrics and the log says once that they started", async () => {
+  const lines: string[] = [];
+  const logger = new Logger("info", "text", (_l, s) => lines.push(s));
+  const cap = 8 * 1024 * 1024;
+  await withServer(
+    {
+      mode: "pool",
+      serviceOptions: { maxMemory: cap, eviction: "allkeys-lru" },
+      ops: { metricsPort: 0, logger },
+    },
+    async (server) => {
+      const port = metricsPort(server);
+      await using kv = await connect({ port: server.addr.port });
+      const value = "v".repeat(200);
+      for (let i = 0; i < 60_000; i += 500) {
+        await Promise.all(Array.from({ length: 500 }, (_, j) => kv.put(`e:${i + j}`, value)));
+      }
+      const s = await scrapeUntil(port, (x) => metricValue(x, "evkv_evicted_keys_total") > 0);
+      assert.ok(metricValue(s, "evkv_evicted_keys_total") > 0, "keys were evicted");
+      const max = metricValue(s, "evkv_memory_max_bytes");
+      assert.ok(max > 0 && max <= cap, `the cap, split over shards: ${max}`);
+      assert.ok(metricValue(s, "evkv_memory_used_bytes") <= max, "used memory stays under the cap");
+      for (let i = 0; i < 30 && !lines.some((l) => l.includes("eviction started")); i++) {
+        await sleep(100);
+      }
+    },
+  );
+  assert.equal(lines.filter((l) => l.includes("eviction started")).length, 1, lines.join("\n"));
 });

@@ -68,7 +68,8 @@ export class EvictionWatch {
   /** Quiet observations that end an episode (a minute at one a second). */
   static readonly QUIET: number = 60;
   readonly #log: Logger;
-  #last = -1;
+  /** The counter starts at 0 with the server's stores. */
+  #last = 0;
   #evicting = false;
   #quiet = 0;
 
@@ -80,7 +81,7 @@ export class EvictionWatch {
   /** Looks at the counter's value now; returns true when it logged. */
   observe(evictedTotal: number): boolean {
     let logged = false;
-    if (this.#last >= 0 && evictedTotal > this.#last) {
+    if (evictedTotal > this.#last) {
       this.#quiet = 0;
       if (!this.#evicting) {
         this.#evicting = true;
