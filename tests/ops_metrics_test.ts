@@ -64,7 +64,7 @@ async function scrapeUntil(port: number, ok: (s: Scrape) => boolean): Promise<Sc
   return s;
 }
 
-for (const layout of [LAYOUTS[0], LAYOUTS[1]]) {
+for (const layout of [LAYOUTS[0], LAYOUTS[1], LAYOUTS[3]]) {
   Deno.test(`${layout.name}: a scrape under load has every family and each counter moves by what the load did`, async () => {
     await withServer(
       { ...layout.options, respPort: 0, ops: { metricsPort: 0, slowlog: { thresholdUs: -1 } } },
