@@ -54,27 +54,43 @@ function freePort(): number {
   return port;
 }
 
-/** The sample config in examples/, pointed at these servers' RESP ports. */
-async function proxyConfig(listen: number, respPorts: number[]): Promise<string> {
+/**
+ * The sample config in examples/, pointed at these servers' RESP ports, and
+ * a second pool of the same servers that hashes keys with md5.
+ */
+async function proxyConfig(listen: number, md5: number, respPorts: number[]): Promise<string> {
   const sample = await Deno.readTextFile(new URL("../examples/nutcracker.yml", import.meta.url));
-  let i = 0;
-  return sample
-    .replace(/listen: 127\.0\.0\.1:\d+/, `listen: 127.0.0.1:${listen}`)
-    .replace(
-      /127\.0\.0\.1:\d+:1 (evkv-[abc])/g,
-      (_m, name) => `127.0.0.1:${respPorts[i++]}:1 ${name}`,
-    );
+  const pool = (port: number) => {
+    let i = 0;
+    return sample
+      .replace(/listen: 127\.0\.0\.1:\d+/, `listen: 127.0.0.1:${port}`)
+      .replace(
+        /127\.0\.0\.1:\d+:1 (evkv-[abc])/g,
+        (_m, name) => `127.0.0.1:${respPorts[i++]}:1 ${name}`,
+      );
+  };
+  const second = pool(md5).replace(/^evkv:$/m, "evkv_md5:").replace(
+    /hash: fnv1a_64/,
+    "hash: md5",
+  );
+  assert.match(second, /^evkv_md5:$/m);
+  assert.match(second, /hash: md5/);
+  return `${pool(listen)}\n${second}`;
 }
 
 interface Proxy {
+  /** The sample's pool (fnv1a_64). */
   port: number;
+  /** The same servers, keys hashed with md5. */
+  md5Port: number;
   stop(): Promise<void>;
 }
 
 async function startProxy(respPorts: number[]): Promise<Proxy> {
   const port = freePort();
+  const md5Port = freePort();
   const stats = freePort();
-  const config = await proxyConfig(port, respPorts);
+  const config = await proxyConfig(port, md5Port, respPorts);
   // The test may not write files itself: a shell does.
   const file = (await sh('f=$(mktemp --suffix=.yml) && cat > "$f" && echo "$f"', config))
     .trim();
@@ -96,6 +112,7 @@ async function startProxy(respPorts: number[]): Promise<Proxy> {
   }
   return {
     port,
+    md5Port,
     stop: async () => {
       child.kill("SIGTERM");
       await child.stderr.cancel();
@@ -119,7 +136,9 @@ Deno.test({
     const live = new Set(servers);
     try {
       // Write through the proxy with redis-cli, read back through it.
-      const keys = Array.from({ length: KEYS }, (_, i) => `key:${i}`);
+      // Some keys are not ASCII: twemproxy hashes bytes through a signed
+      // char, and the ring must do the same.
+      const keys = Array.from({ length: KEYS }, (_, i) => i % 10 === 9 ? `ключ:${i}` : `key:${i}`);
       const set = await redisCli(proxy.port, keys.map((k) => `SET ${k} v-${k}`));
       assert.deepEqual(new Set(set), new Set(["OK"]));
       const some = keys.slice(0, 50);
@@ -140,17 +159,32 @@ Deno.test({
       );
       const direct = await Promise.all(servers.map((s) => connect({ port: s.addr.port })));
       try {
-        const owners = await Promise.all(keys.map(async (k) => {
-          const found = await Promise.all(direct.map((c) => c.get(k)));
-          const at = found.flatMap((v, i) => (v ? [i] : []));
-          assert.equal(at.length, 1, `${k} is on exactly one server`);
-          return at[0];
-        }));
+        const ownersOf = (ks: string[]) =>
+          Promise.all(ks.map(async (k) => {
+            const found = await Promise.all(direct.map((c) => c.get(k)));
+            const at = found.flatMap((v, i) => (v ? [i] : []));
+            assert.equal(at.length, 1, `${k} is on exactly one server`);
+            return at[0];
+          }));
+        const owners = await ownersOf(keys);
         const disagree = keys.filter((k, i) => sharded.serverFor(k) !== owners[i]);
         assert.deepEqual(disagree, [], "keys placed elsewhere than by nutcracker");
         // And the other way: what the sharded client writes, the proxy reads.
         await sharded.put("from:wire", "hello");
         assert.deepEqual(await redisCli(proxy.port, ["GET from:wire"]), ["hello"]);
+
+        // The md5 pool: same servers, another hash, the same agreement.
+        const md5Keys = Array.from(
+          { length: 300 },
+          (_, i) => i % 10 === 9 ? `mд5:${i}` : `m5:${i}`,
+        );
+        const md5Set = await redisCli(proxy.md5Port, md5Keys.map((k) => `SET ${k} x`));
+        assert.deepEqual(new Set(md5Set), new Set(["OK"]));
+        const md5Ring = new KetamaRing(NAMES.map((name) => ({ name })), { hash: "md5" });
+        const md5Owners = await ownersOf(md5Keys);
+        const md5Disagree = md5Keys.filter((k, i) => md5Ring.nodeFor(k) !== md5Owners[i]);
+        assert.deepEqual(md5Disagree, [], "md5: keys placed elsewhere than by nutcracker");
+        await Promise.all(md5Keys.map((k) => direct[md5Ring.nodeFor(k)].delete(k)));
       } finally {
         await Promise.all(direct.map((c) => c.close()));
       }
