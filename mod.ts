@@ -148,6 +148,53 @@ export {
   type StoreOptions,
   stringToKey,
 } from "./src/kv/store.ts";
+// Operations (src/ops): metrics, slow log, logs, config file.
+export {
+  BurstLog,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFields,
+  type LogFormat,
+  Logger,
+  type LogLevel,
+  type LogSink,
+} from "./src/ops/log.ts";
+export {
+  argsWithConfig,
+  configFileArgs,
+  ConfigFileError,
+  splitConfigFlag,
+} from "./src/ops/config_file.ts";
+export {
+  type MetricsServer,
+  type MetricsSource,
+  renderMetrics,
+  startMetricsServer,
+} from "./src/ops/metrics.ts";
+export {
+  EvictionWatch,
+  type OpsContext,
+  type OpsOptions,
+  type OpsRuntime,
+  startOps,
+} from "./src/ops/ops.ts";
+export { respCommandIndex, respCommandNames } from "./src/ops/command_index.ts";
+export { RespTrack } from "./src/ops/resp_track.ts";
+export {
+  createOpsMemory,
+  type Histogram,
+  LATENCY_BOUNDS_S,
+  type OpsMemory,
+  PROTOCOL_NAMES,
+  readRequestTotals,
+  readSlowlog,
+  Recorder,
+  recorder,
+  type RequestTotals,
+  resetSlowlog,
+  type SlowEntry,
+  type SlowlogOptions,
+} from "./src/ops/recorder.ts";
 
 /**
  * URL of the KV service module, the default `service` of {@link serve}.

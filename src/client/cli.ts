@@ -16,6 +16,7 @@ import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
 import { benchArgs, benchMain } from "./bench.ts";
 import { backupMain } from "../persist/backup.ts";
+import { slowlogMain } from "./slowlog.ts";
 import {
   type Client,
   connect,
@@ -51,6 +52,8 @@ Commands:
   stats                              Print the server's counters
   bench [options]                    Load generator; "bench --help" lists its options
   backup DIR [--data-dir DIR]        Copy a running server's data files into DIR (local)
+  slowlog --resp-port P [get [N]|len|reset]
+                                     The server's slow log, over its RESP port
 
 Options:
   --host HOST      Server host (default ${DEFAULT_HOST})
@@ -116,6 +119,7 @@ export async function main(args: string[]): Promise<number> {
   const bench = benchArgs(args);
   if (bench) return await benchMain(bench);
   if (args[0] === "backup") return await backupMain(args.slice(1));
+  if (args[0] === "slowlog") return await slowlogMain(args.slice(1));
   let inv: Invocation | "help";
   try {
     inv = parseInvocation(args);

@@ -34,3 +34,17 @@ export {
   type TlsClientOptions,
 } from "./client.ts";
 export { Status, type StatusName, statusName } from "../protocol/constants.ts";
+export {
+  KETAMA_HASHES,
+  type KetamaHash,
+  ketamaHash,
+  type KetamaNode,
+  type KetamaOptions,
+  KetamaRing,
+} from "./ketama.ts";
+export {
+  connectSharded,
+  ShardedClient,
+  type ShardedOptions,
+  type ShardedServer,
+} from "./sharded.ts";

@@ -40,6 +40,7 @@ import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
 import { shardOfKey } from "../kv/route.ts";
 import { respGate } from "./auth_commands.ts";
+import { respCommandIndex } from "../ops/command_index.ts";
 
 function session(conn: Connection): Session {
   return conn.codecState as Session;
@@ -135,6 +136,8 @@ export const respCodec: Codec = {
     if (count === 0) return; // `*0`
     const spans = a.spans;
     const found = findCommand(b, base + spans[0], base + spans[1]);
+    // Every command queues exactly one reply, which the metrics pair with this.
+    s.track.begin(found === undefined ? 0 : respCommandIndex(found.name), conn.arrivedAt);
     if (found === undefined) {
       if (s.multi) s.dirty = true;
       const args = argViews(b, base, spans, count);

@@ -47,6 +47,7 @@ import type { Result, Session } from "./session.ts";
 import { persistCommands } from "./persist_commands.ts";
 import type { MessageType } from "../server/service.ts";
 import { AUTH_COMMANDS } from "./auth_commands.ts";
+import { slowlogCommand } from "../ops/slowlog_command.ts";
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -226,6 +227,7 @@ export const COMMANDS: Record<string, Command> = {
   select: { arity: 2, flags: ["loading", "stale", "fast"], run: select },
   time: { arity: 1, flags: ["loading", "stale", "fast"], run: time },
   ...persistCommands,
+  slowlog: slowlogCommand,
   quit: {
     arity: -1,
     flags: ["noscript", "loading", "stale", "fast", "no_auth"],

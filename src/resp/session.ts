@@ -19,6 +19,7 @@ import type { Outcome } from "../server/executor.ts";
 import type { MessageType } from "../server/service.ts";
 import { ArgSpans } from "./frame.ts";
 import { errorBytes } from "./out.ts";
+import { RespTrack } from "../ops/resp_track.ts";
 
 /** The answer to one call of a legacy command. */
 export type Result =
@@ -157,6 +158,8 @@ export class Session implements ReplySink {
   maxBody = 4 * 1024 * 1024;
   /** After QUIT: nothing more is read. */
   quitting = false;
+  /** Commands awaiting replies, for the metrics (src/ops). */
+  readonly track: RespTrack = new RespTrack();
   /** Inside MULTI: commands are queued. */
   multi = false;
   /** A command failed while queuing: EXEC answers EXECABORT. */
@@ -201,7 +204,9 @@ export class Session implements ReplySink {
 
   /** Where every reply made of bytes goes out: the one place to observe them. */
   #write(conn: Connection, bytes: Uint8Array): void {
-    if (!conn.closed) conn.queueBytes(bytes);
+    if (conn.closed) return;
+    conn.queueBytes(bytes);
+    this.track.written(bytes, conn.info.remote, conn.arrivedAt);
   }
 
   #advance(conn: Connection): void {
@@ -232,7 +237,10 @@ export class Session implements ReplySink {
     } else if (requestId === this.#head) {
       // A reply rendered by a shard in this thread goes straight to the
       // output buffer (the other place replies go out).
-      if (!conn.closed) conn.queueBody(outcome);
+      if (!conn.closed) {
+        conn.queueBody(outcome);
+        this.track.written(outcome.body, conn.info.remote, conn.arrivedAt);
+      }
       this.#advance(conn);
     } else this.done(conn, requestId, outcome.body.slice());
   }

@@ -31,12 +31,15 @@ export function exitCodeFor(
   return report.forced || strictLeaks ? 1 : 0;
 }
 import { loadSecurity } from "../auth/load.ts";
+import { argsWithConfig } from "../ops/config_file.ts";
+import type { LogFields } from "../ops/log.ts";
+import type { ServeOptions, Server } from "./server.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
   let flags;
   try {
-    flags = parseServeFlags(args);
+    flags = parseServeFlags(await argsWithConfig(args));
   } catch (e) {
     console.error(e instanceof Error ? e.message : String(e));
     console.error(SERVE_USAGE);
@@ -46,13 +49,14 @@ export async function main(args: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return 0;
   }
+  const log = flags.logger;
   let server;
   let security;
   try {
     security = loadSecurity(flags.security);
   } catch (e) {
     // One line saying what to fix (protected mode, a missing file, a bad ACL rule).
-    console.error(`evkv: ${e instanceof Error ? e.message : String(e)}`);
+    log.error(e instanceof Error ? e.message : String(e));
     return 1;
   }
   try {
@@ -61,25 +65,28 @@ export async function main(args: string[]): Promise<number> {
     // One line, not a stack: a bad data dir, a port in use, a shard file that fails to load.
     const message = e instanceof Error ? e.message : String(e);
     const named = e instanceof DataDirError || message.startsWith("Start server:");
-    console.error(`evkv: ${named ? "" : "Start server: "}${message}`);
+    log.error(`${named ? "" : "Start server: "}${message}`);
     return 1;
   }
   const persisted = server.persistence();
-  if (persisted) console.log(loadLine(persisted));
+  if (persisted) log.info(loadLine(persisted));
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
   const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;
-  console.log(
-    `evkv listening on ${server.addr.hostname}:${server.addr.port}${resp} ` +
-      `(pid ${Deno.pid}, mode ${mode}, accept ${o.accept ?? "reuseport"}, ` +
-      `io workers ${ioThreads}, task workers ${taskThreads}` +
-      `${security.tls ? ", TLS only" : ""}${server.authRequired ? ", auth required" : ""})`,
-  );
+  const metrics = server.addr.metricsPort === undefined
+    ? ""
+    : `, metrics on ${server.addr.metricsPort}`;
+  const listening =
+    `evkv listening on ${server.addr.hostname}:${server.addr.port}${resp}${metrics} ` +
+    `(pid ${Deno.pid}, mode ${mode}, accept ${o.accept ?? "reuseport"}, ` +
+    `io workers ${ioThreads}, task workers ${taskThreads}` +
+    `${security.tls ? ", TLS only" : ""}${server.authRequired ? ", auth required" : ""})`;
+  log.info(listening, listeningFields(server, o), listening);
   if (flags.testLeak) {
     // Test-only: proves that the exit check reports a kind left held.
     server.leakForTest(Res[flags.testLeak]);
   }
-  const dump = () => console.log(server.dump());
+  const dump = () => log.block("info", "resource table", server.dump());
   Deno.addSignalListener("SIGUSR2", dump);
   const stop = Promise.withResolvers<string>();
   const onInt = () => stop.resolve("SIGINT");
@@ -87,27 +94,45 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   const signal = await stop.promise;
-  console.log(`evkv: ${signal}: draining`);
+  log.info(`${signal}: draining`, { signal });
   const report = await server.shutdown();
   Deno.removeSignalListener("SIGUSR2", dump);
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
-  console.log(report.dump);
-  if (report.forced) console.error("evkv: drain timed out; connections were closed by force");
+  log.block("info", "resource table at exit", report.dump);
+  if (report.forced) log.warn("drain timed out; connections were closed by force");
   if (report.leaks.length > 0) {
     const kinds = report.leaks.map((k) => {
       const r = report.final.resources[k];
       return `${k} (held ${r.heldBytes} B, alloc ${r.alloc}, free ${r.free})`;
     });
-    console.error(
+    log.error(
       report.forced
-        ? `evkv: drain timed out with resources still held: ${kinds.join(", ")}`
-        : `evkv: resources not released at exit: ${kinds.join(", ")}`,
+        ? `drain timed out with resources still held: ${kinds.join(", ")}`
+        : `resources not released at exit: ${kinds.join(", ")}`,
     );
     return exitCodeFor(report, flags.strictLeaks);
   }
-  console.log(`evkv: stopped cleanly; all ${RESOURCE_KINDS.length} resource kinds back to zero`);
+  log.info(`stopped cleanly; all ${RESOURCE_KINDS.length} resource kinds back to zero`);
   return 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
+
+/** The start line's facts as JSON log fields. */
+function listeningFields(
+  server: { addr: Server["addr"]; layout: Server["layout"] },
+  o: ServeOptions,
+): LogFields {
+  return {
+    host: server.addr.hostname,
+    port: server.addr.port,
+    resp_port: server.addr.respPort ?? null,
+    metrics_port: server.addr.metricsPort ?? null,
+    pid: Deno.pid,
+    mode: server.layout.mode,
+    accept: o.accept ?? "reuseport",
+    io_workers: server.layout.ioThreads,
+    task_workers: server.layout.taskThreads,
+  };
+}

@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
 import type { AcceptMode, ServeOptions } from "./server.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, Logger, type LogLevel } from "../ops/log.ts";
 import { EVICTION_POLICIES } from "../kv/store.ts";
 import { PERSIST_MODES } from "../persist/plan.ts";
 import type { SecurityFlags } from "../auth/load.ts";
@@ -59,6 +60,16 @@ export const SERVE_USAGE = `Usage: deno task serve [flags]
   --tls-client-auth    require client certificates signed by --tls-ca
   --protected-mode yes|no
                        yes (default): refuse a non-loopback --host with no password or ACL file
+  --metrics-port N     serve Prometheus /metrics and /healthz here (default: off)
+  --metrics-host ADDR  address of the metrics endpoint (default 127.0.0.1)
+  --slowlog-threshold-us N
+                       log requests at least this slow for SLOWLOG; off: --slowlog-threshold-us=-1
+                       (default 10000)
+  --slowlog-max-len N  slow log entries kept per IO worker (default 128)
+  --log-level error|warn|info|debug   (default info)
+  --log-format text|json              (default text)
+  --config FILE        read flags from FILE (- for stdin), one "name value" per line;
+                       flags given on the command line win (see README)
   --help               print this text
 
 Signals: SIGUSR2 prints the resource table; SIGINT or SIGTERM drains and exits.`;
@@ -75,6 +86,10 @@ export interface ServeFlags {
   help: boolean;
   /** Password, ACL and TLS files, read by `loadSecurity` (src/auth/load.ts). */
   security: SecurityFlags;
+  /** `--log-level` and `--log-format`. */
+  log: { level: LogLevel; format: LogFormat };
+  /** The logger they make; also `options.ops.logger`. */
+  logger: Logger;
 }
 
 const UNITS: Record<string, number> = {
@@ -171,6 +186,12 @@ export function parseServeFlags(args: string[]): ServeFlags {
       "data-dir": { type: "string" },
       "strict-leaks": { type: "boolean" },
       "test-leak": { type: "string" },
+      "metrics-port": { type: "string" },
+      "metrics-host": { type: "string" },
+      "slowlog-threshold-us": { type: "string" },
+      "slowlog-max-len": { type: "string" },
+      "log-level": { type: "string" },
+      "log-format": { type: "string" },
       help: { type: "boolean" },
       "password-file": { type: "string" },
       "acl-file": { type: "string" },
@@ -185,6 +206,11 @@ export function parseServeFlags(args: string[]): ServeFlags {
   const ringBytes = values["ring-bytes"] === undefined
     ? undefined
     : parseSize(values["ring-bytes"]);
+  const log = {
+    level: oneOf("log-level", values["log-level"], LOG_LEVELS) ?? "info",
+    format: oneOf("log-format", values["log-format"], LOG_FORMATS) ?? "text",
+  };
+  const logger = new Logger(log.level, log.format);
   return {
     options: {
       host: values.host,
@@ -214,6 +240,15 @@ export function parseServeFlags(args: string[]): ServeFlags {
           : parseSize(values["max-client-memory"]),
         stallTimeoutMs: int("stall-timeout", values["stall-timeout"], 0),
       }),
+      ops: {
+        metricsPort: int("metrics-port", values["metrics-port"], 0),
+        metricsHost: values["metrics-host"],
+        logger,
+        slowlog: definedOnly({
+          thresholdUs: int("slowlog-threshold-us", values["slowlog-threshold-us"], -1),
+          maxLen: int("slowlog-max-len", values["slowlog-max-len"], 1),
+        }),
+      },
       serviceOptions: definedOnly({
         maxMemory: values["max-memory"] === undefined ? undefined : parseSize(values["max-memory"]),
         eviction: oneOf("eviction", values.eviction, EVICTION_POLICIES),
@@ -237,5 +272,7 @@ export function parseServeFlags(args: string[]): ServeFlags {
         ? undefined
         : oneOf("protected-mode", values["protected-mode"], ["yes", "no"]) === "yes",
     },
+    log,
+    logger,
   };
 }

@@ -62,6 +62,8 @@ export class Connection {
   closed = false;
   /** Date.now() of the last read: deadlines count from arrival, not dispatch. */
   readAt = Date.now();
+  /** performance.now() of the last read: where request latency starts (src/ops). */
+  arrivedAt = performance.now();
   /** The wire protocol spoken on this connection. */
   readonly codec: Codec;
   /** The codec's per-connection state (RESP keeps its reply order here). */
@@ -163,6 +165,7 @@ export class Connection {
         if (n === null || this.closed) break;
         this.#end += n;
         this.readAt = Date.now();
+        this.arrivedAt = performance.now();
         stats.count(Counter.bytes_in, n);
         stats.count(Counter.socket_reads);
       }

@@ -18,6 +18,8 @@ import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
 import { Ring } from "./ring.ts";
 import { type Method, RequestBatch, type Service } from "./service.ts";
 import type { ShardHost } from "./shard_host.ts";
+import { nativeSink } from "./native_codec.ts";
+import { recorder } from "../ops/recorder.ts";
 
 /** A reply a shard owes, in the order the shard will send them. */
 interface Owed {
@@ -29,6 +31,8 @@ interface Owed {
   fanout: number;
   /** Body bytes it put in the ring, counted against the connection until answered. */
   bytes: number;
+  /** When its frame arrived (performance.now()), for the latency metrics. */
+  at: number;
 }
 
 /** A call routed to every shard, waiting for each shard's part. */
@@ -44,6 +48,8 @@ interface Fanout {
   failure: Outcome | null;
   /** The failure came from a shard, which already counted it in errors.*. */
   failureCounted: boolean;
+  /** When its frame arrived (performance.now()). */
+  at: number;
 }
 
 /** What the dispatcher needs from its IO worker. */
@@ -211,8 +217,9 @@ export class Dispatcher implements CallSite {
         this.#caller(conn),
       );
       if (outcome instanceof Promise) {
+        const at = conn.arrivedAt;
         outcome.then((o) => {
-          this.#finish(conn, sink, code, requestId, oneway, o);
+          this.#finish(conn, sink, code, requestId, oneway, o, false, at);
           this.#o.endOfBatch();
         });
       } else {
@@ -288,7 +295,8 @@ export class Dispatcher implements CallSite {
     ring.commit();
     this.#touched.add(shard);
     if (wantReply) {
-      this.#owed[shard].push({ conn, sink, requestId, code, fanout, bytes: body.length });
+      const at = conn.arrivedAt;
+      this.#owed[shard].push({ conn, sink, requestId, code, fanout, bytes: body.length, at });
       this.#awaiting++;
       conn.ringBytes += body.length;
     }
@@ -328,6 +336,7 @@ export class Dispatcher implements CallSite {
       remaining: 0,
       failure: null,
       failureCounted: false,
+      at: conn.arrivedAt,
     };
     if (!oneway) {
       this.#fanouts.set(id, f);
@@ -362,7 +371,9 @@ export class Dispatcher implements CallSite {
       }
     }
     if (oneway) this.#release(conn);
-    else if (f.remaining === 0) this.#completeFanout(id, f);
+    // No part was taken (every ring full); unless the local part, run just
+    // now, was the only one and already completed it.
+    else if (f.remaining === 0 && this.#fanouts.get(id) === f) this.#completeFanout(id, f);
   }
 
   /** One shard's part of fan-out `id`; `body` may be a view into a ring. */
@@ -399,7 +410,7 @@ export class Dispatcher implements CallSite {
       }
     }
     const counted = f.failure !== null && f.failureCounted;
-    this.#finish(f.conn, f.sink, f.code, f.requestId, false, outcome, counted);
+    this.#finish(f.conn, f.sink, f.code, f.requestId, false, outcome, counted, f.at);
     this.#o.endOfBatch();
   }
 
@@ -412,6 +423,7 @@ export class Dispatcher implements CallSite {
     oneway: boolean,
     o: Outcome,
     counted = false,
+    at = conn.arrivedAt,
   ): void {
     if (!oneway && !conn.closed && !conn.admitReply(o.size + FRAME_OVERHEAD)) {
       o = this.#overflow(conn, o.size + FRAME_OVERHEAD);
@@ -424,6 +436,7 @@ export class Dispatcher implements CallSite {
       sink.outcome(conn, code, requestId, o);
       this.stats.free(Res.out_packet, size);
       this.stats.count(Counter.replies);
+      if (sink === nativeSink) recorder.wire(code, o.status, at, conn.info.remote);
     }
     this.#release(conn);
   }
@@ -486,11 +499,18 @@ export class Dispatcher implements CallSite {
         } else if (head.conn.admitReply(frameLen)) {
           head.sink.frame(head.conn, frame);
           this.stats.count(Counter.replies);
+          if (head.sink === nativeSink) {
+            const status = readU32(frame, HeaderOffset.status);
+            recorder.wire(head.code, status, head.at, head.conn.info.remote);
+          }
         } else {
           const o = this.#overflow(head.conn, frameLen);
           countError(this.stats, o.status);
           head.sink.outcome(head.conn, head.code, head.requestId, o);
           this.stats.count(Counter.replies);
+          if (head.sink === nativeSink) {
+            recorder.wire(head.code, o.status, head.at, head.conn.info.remote);
+          }
         }
         this.#release(head.conn);
       }
@@ -519,7 +539,18 @@ export class Dispatcher implements CallSite {
         `Run ${name}: the thread of shard ${s} ${cause} before replying; the request may or may not have taken effect`,
       );
       if (head.fanout !== 0) this.#part(head.fanout, outcome.status, outcome.body, false);
-      else this.#finish(head.conn, head.sink, head.code, head.requestId, false, outcome);
+      else {
+        this.#finish(
+          head.conn,
+          head.sink,
+          head.code,
+          head.requestId,
+          false,
+          outcome,
+          false,
+          head.at,
+        );
+      }
     }
     const ring = this.#o.requests[s];
     if (ring) {

@@ -18,6 +18,7 @@ import {
   kickPersistence,
 } from "../persist/journal.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
+import { type OpsMemory, recorder } from "../ops/recorder.ts";
 import { type CodecName, CODECS } from "./codecs.ts";
 import { ClientMemoryGuard } from "./client_memory.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
@@ -81,6 +82,8 @@ export interface IoWorkerInit {
   auth?: AuthConfig;
   /** Listen with TLS only. */
   tls?: TlsOptions;
+  /** Request metrics and the slow log (src/ops). */
+  ops: OpsMemory;
 }
 
 /** Messages the main thread sends after start. */
@@ -143,6 +146,8 @@ class IoWorker implements ConnectionOwner {
     );
     this.#guard = init.auth ? new Guard(init.auth, this.stats) : null;
     this.#tls = init.tls;
+    // Not reset on a restart: the metrics are monotonic counters.
+    recorder.bind(init.ops, init.index);
     if (plan.layout.mode === "inline") {
       bindPersistence(plan.persist);
       const exec = new Executor(
@@ -354,6 +359,9 @@ class IoWorker implements ConnectionOwner {
       kickPersistence();
       awaitDurable();
     }
+    // Timed just before the writes, so a slow request's entry is in the
+    // slow log before its client can see the reply.
+    recorder.endOfBatch();
     const dirty = this.#dirty;
     for (let i = 0; i < dirty.length; i++) {
       if (dirty[i].dirty) dirty[i].flush();

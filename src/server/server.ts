@@ -9,6 +9,7 @@ import { DEFAULT_MAX_BODY } from "../protocol/constants.ts";
 import { formatDump } from "../stats/report.ts";
 import {
   Counter,
+  COUNTER_NAMES,
   createStatsMemory,
   leakedKinds,
   Res,
@@ -27,6 +28,8 @@ import { type AuthOptions, buildAuthConfig } from "../auth/acl.ts";
 import { checkProtectedMode } from "../auth/protected_mode.ts";
 import { listenTls, type TlsOptions } from "../auth/tls.ts";
 import type { TaskWorkerInit } from "./task_worker.ts";
+import { createOpsMemory } from "../ops/recorder.ts";
+import { type OpsOptions, startOps } from "../ops/ops.ts";
 import type { ServiceOptions } from "./service.ts";
 import { type Stall, Watchdog } from "./watchdog.ts";
 import { Persistence, type PersistOptions, type PersistStatus } from "../persist/manager.ts";
@@ -77,6 +80,8 @@ export interface ServeOptions {
   respPort?: number;
   /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
+  /** Metrics endpoint, slow log and logger (src/ops). */
+  ops?: OpsOptions;
   /** Settings every shard's state is made with (the KV store's memory cap, say). */
   serviceOptions?: ServiceOptions;
   /** Durability through SQLite under `dataDir`; memory only (`off`) when absent. */
@@ -112,6 +117,8 @@ export interface Server {
     port: number;
     /** The RESP port, when `respPort` was given. */
     respPort?: number;
+    /** The metrics port, when `ops.metricsPort` was given. */
+    metricsPort?: number;
   };
   /** Thread layout. */
   readonly layout: Layout;
@@ -203,6 +210,16 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   const taskUrl = new URL("./task_worker.ts", import.meta.url);
   const ioUrl = new URL("./io_worker.ts", import.meta.url);
+  const ops = createOpsMemory(layout.ioThreads, options.ops?.slowlog);
+  // Before any worker: a metrics port that is taken fails the start cleanly.
+  const opsRt = await startOps(options.ops, {
+    stats: () => snapshot(statsMemory),
+    ops,
+    serviceUrl,
+    startedAt: plan.startedAt,
+    maxConnections: limits.maxConnections,
+  });
+  const log = opsRt.log;
   const serviceOptions = options.serviceOptions ?? {};
   /** Per shard: its task worker's generation, 2 more per replacement (see killWord). */
   const taskGenerations: number[] = Array.from({ length: layout.taskThreads }, () => 0);
@@ -252,6 +269,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     // The guard's method table is the KV service's: another service gets one only when asked.
     auth: serviceUrl === KV_URL || options.auth !== undefined ? auth : undefined,
     tls,
+    ops,
   });
   for (let index = 0; index < layout.ioThreads; index++) {
     // The first IO worker binds first so that port 0 resolves to one port
@@ -281,8 +299,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     const cause = stallCauses.get(`${kind} ${index}`);
     stallCauses.delete(`${kind} ${index}`);
     const shardLost = kind === "task" || layout.mode === "inline";
-    console.error(
-      `evkv: ${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
+    log.error(
+      `${kind === "io" ? "IO" : "task"} worker ${index} died (${reason}); restarting it` +
         (shardLost
           ? persistence
             ? `; shard ${index} is reloaded from ${persistence.plan.dataDir}`
@@ -369,7 +387,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const supervise = (h: WorkerHandle, kind: "io" | "task", index: number) =>
     h.onDeath((reason) => {
       const p = restart(kind, index, reason).catch((e) =>
-        console.error(`evkv: restart ${kind} worker ${index} failed: ${e}`)
+        log.error(`restart ${kind} worker ${index} failed: ${e}`)
       );
       restarts.add(p);
       p.finally(() => restarts.delete(p));
@@ -390,6 +408,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
 
   let shutdown: Promise<ShutdownReport> | null = null;
   const doShutdown = async (): Promise<ShutdownReport> => {
+    opsRt.draining = true;
     for (const l of listeners) l.listener.close();
     // A restart under way finishes first, so no worker is left half started.
     await Promise.all(restarts);
@@ -417,12 +436,13 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     await persistence?.close();
     proxy.closeAll();
     for (const r of rings) mainStats.free(Res.ring, r.byteLength);
+    await opsRt.close();
     const final = snapshot(statsMemory);
     return { final, dump: dump(), leaks: leakedKinds(final), forced };
   };
 
   return {
-    addr: { hostname, port, respPort },
+    addr: { hostname, port, respPort, metricsPort: opsRt.metricsPort },
     layout,
     authRequired: auth.required,
     stats: () => snapshot(statsMemory),
@@ -442,6 +462,15 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   };
 }
 
+/** Counters a service sets to its state's level (see `Service.gauges`), not event counts. */
+const LEVEL_GAUGES = [
+  "keys",
+  "keys_with_ttl",
+  "used_memory",
+  "maxmemory",
+  "store_pages_bytes",
+] as const;
+
 /**
  * Folds a dead thread's block into `into` and zeroes it. Everything it
  * held died with it and is counted free, except ring slots: records it
@@ -452,6 +481,10 @@ function absorbDeadBlock(into: StatsBlock, dead: StatsBlock): number {
   const from = dead.slots;
   const to = into.slots;
   const connections = from[Res.connection * 3] - from[Res.connection * 3 + 1];
+  // A dead shard's level gauges (its keys, its memory) died with its state;
+  // folding them in would count them forever beside its replacement's.
+  const counters = from.length - COUNTER_NAMES.length;
+  for (const g of LEVEL_GAUGES) from[counters + Counter[g]] = 0;
   for (let i = 0; i < from.length; i++) to[i] += from[i];
   RESOURCE_KINDS.forEach((kind, k) => {
     if (kind === "ring_slot") return;
