@@ -19,7 +19,6 @@ import { Status } from "../protocol/constants.ts";
 import type { CallSite } from "../server/codec.ts";
 import type { Connection } from "../server/connection.ts";
 import {
-  auth,
   client,
   command,
   concatJoin,
@@ -214,7 +213,12 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   hello: { arity: -1, flags: ["noscript", "loading", "stale", "fast", "no_auth"], run: hello },
-  auth: { arity: -2, flags: ["noscript", "loading", "stale", "fast", "no_auth"], run: auth },
+  auth: {
+    arity: -2,
+    flags: ["noscript", "loading", "stale", "fast", "no_auth"],
+    run: AUTH_COMMANDS.auth.run,
+  },
+  acl: { arity: -2, flags: ["admin", "noscript", "loading", "stale"], run: AUTH_COMMANDS.acl.run },
   client: { arity: -2, flags: ["noscript", "loading", "stale"], run: client },
   multi: { arity: 1, flags: ["noscript", "loading", "stale", "fast"], run: multi },
   exec: { arity: 1, flags: ["noscript", "loading", "stale", "skip_slowlog"], run: exec },
@@ -237,7 +241,6 @@ export const COMMANDS: Record<string, Command> = {
       ctx.conn.closeWhenDone = true;
     },
   },
-  ...AUTH_COMMANDS,
 };
 
 /** Commands that run even inside MULTI instead of being queued. */

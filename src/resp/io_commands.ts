@@ -14,6 +14,7 @@ import { COMMANDS } from "./commands.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { Gather, type ScanCursor, type Session } from "./session.ts";
 import { persistenceSection, persistInfoCall } from "./persist_commands.ts";
+import { HELLO_NOAUTH, respAuthenticate, respAuthenticated } from "./auth_commands.ts";
 import { parseInt64 } from "../kv/counter.ts";
 import {
   encodePinnedHeader,
@@ -234,12 +235,14 @@ export function hello(ctx: CommandContext, args: Uint8Array[]): void {
     i = 1;
   }
   let name: string | null = null;
+  let authed = false;
   for (; i < args.length; i++) {
     const opt = lower(args[i]);
     const more = args.length - i - 1;
     if (opt === "auth" && more >= 2) {
-      const failed = s.authenticate(text(args[i + 1]), args[i + 2]);
-      if (failed !== null) return s.reply(ctx.conn, errorBytes(failed));
+      const refusal = respAuthenticate(ctx.conn, args[i + 1], args[i + 2]);
+      if (refusal !== null) return s.reply(ctx.conn, refusal);
+      authed = true;
       i += 2;
     } else if (opt === "setname" && more >= 1) {
       name = text(args[++i]);
@@ -253,30 +256,10 @@ export function hello(ctx: CommandContext, args: Uint8Array[]): void {
       return s.reply(ctx.conn, errorBytes(`ERR Syntax error in HELLO option '${text(args[i])}'`));
     }
   }
+  if (!authed && !respAuthenticated(ctx.conn)) return s.reply(ctx.conn, HELLO_NOAUTH);
   s.proto = proto;
   if (name !== null) s.name = name;
   s.reply(ctx.conn, helloReply(s));
-}
-
-/** AUTH [username] password: the security helper's {@link Session.authenticate} decides. */
-export function auth(ctx: CommandContext, args: Uint8Array[]): void {
-  const s = ctx.session;
-  if (args.length > 2) return s.reply(ctx.conn, errorBytes("ERR syntax error"));
-  if (args.length === 1) {
-    // As Redis with no requirepass answers a password-only AUTH.
-    const failed = s.authenticate("default", args[0]);
-    if (failed === null) {
-      return s.reply(
-        ctx.conn,
-        errorBytes(
-          "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
-      );
-    }
-    return s.reply(ctx.conn, errorBytes(failed));
-  }
-  const failed = s.authenticate(text(args[0]), args[1]);
-  s.reply(ctx.conn, failed === null ? OK_BYTES : errorBytes(failed));
 }
 
 function clientInfoLine(ctx: CommandContext): string {

@@ -293,17 +293,6 @@ export class Session implements ReplySink {
     return this.#cursors.get(id) ?? null;
   }
 
-  /**
-   * Checks credentials for AUTH and HELLO's AUTH clause; returns null when
-   * they are accepted, else the RESP error text. The security helper owns
-   * this: until then it answers as a Redis server with no password does
-   * (the `default` user takes any password, as with `nopass`).
-   */
-  authenticate(user: string, _password: Uint8Array): string | null {
-    if (user === "default") return null;
-    return "WRONGPASS invalid username-password pair or user is disabled.";
-  }
-
   /** Ends a transaction: nothing queued, nothing watched. */
   resetTransaction(): void {
     this.multi = false;
