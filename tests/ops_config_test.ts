@@ -192,7 +192,7 @@ Deno.test("a server started from a config file in JSON log format writes only JS
   // The command line's --port 0 wins over the file's 7.
   const child = spawnServe(
     ["--config", "-", "--port", "0"],
-    "port 7\nio-threads 1\nworkers 1\nlog-format json\nmetrics-port 0\n",
+    "port 7\nio-threads 1\nworkers 1\nlog-format json\nmetrics-port 0\npersist off\n",
   );
   const reader = child.stdout.getReader();
   const d = new TextDecoder();

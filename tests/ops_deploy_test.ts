@@ -35,15 +35,17 @@ Deno.test("the systemd unit's command serves with only the permissions it grants
   const perms = words.filter((w) => w.startsWith("--allow") || w === "--allow-all" || w === "-A");
   assert.deepEqual(perms, [
     "--allow-net=127.0.0.1",
-    "--allow-read=/opt/evkv,/etc/evkv/evkv.conf",
+    "--allow-read=/opt/evkv,/etc/evkv/evkv.conf,/var/lib/evkv",
+    "--allow-write=/var/lib/evkv",
   ]);
+  const dataDir = await Deno.makeTempDir({ prefix: "evkv-unit-" });
   // This checkout stands in for /opt/evkv; the config comes on stdin, with
   // free ports instead of the fixed ones.
   const args = words.slice(1).map((w) =>
     w.replace("/opt/evkv", ROOT).replace(/^\/etc\/evkv\/evkv\.conf$/, "-")
-  ).map((w) => w.replace(",/etc/evkv/evkv.conf", ""));
-  const config = (await conf()).replace(/^(port|resp-port|metrics-port) \d+$/gm, "$1 0") +
-    "io-threads 1\nworkers 1\n";
+  ).map((w) => w.replace(",/etc/evkv/evkv.conf", "").replaceAll("/var/lib/evkv", dataDir));
+  const config = (await conf()).replace(/^(port|resp-port|metrics-port) \d+$/gm, "$1 0")
+    .replace(/^data-dir .*$/m, `data-dir ${dataDir}`) + "io-threads 1\nworkers 1\n";
   const child = new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
@@ -56,12 +58,13 @@ Deno.test("the systemd unit's command serves with only the permissions it grants
   await w.close();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
-  while (!out.includes("\n")) {
+  // With persistence on, the line saying what was loaded comes first.
+  while (!/listening on[^\n]*\n/.test(out)) {
     const { value, done } = await reader.read();
     if (done) assert.fail(`exited early: ${out}${await new Response(child.stderr).text()}`);
     out += value;
   }
-  const start = JSON.parse(out.split("\n")[0]);
+  const start = JSON.parse(out.split("\n").find((l) => l.includes("listening on"))!);
   assert.match(start.msg, /listening on 127\.0\.0\.1:/);
   const health = await fetch(`http://127.0.0.1:${start.metrics_port}/healthz`);
   assert.equal(health.status, 200);
@@ -81,4 +84,5 @@ Deno.test("the systemd unit's command serves with only the permissions it grants
   assert.equal((await child.status).code, 0, err);
   assert.match(out, /"msg":"stopped cleanly/);
   assert.doesNotMatch(err, /NotCapable|PermissionDenied|Requires .* access/);
+  await Deno.remove(dataDir, { recursive: true });
 });
