@@ -323,14 +323,12 @@ Deno.test("RESP replies are matched to their commands in order, past the FIFO's 
   const mem = createOpsMemory(1, { thresholdUs: -1 });
   recorder.bind(mem, 0);
   const track = new RespTrack();
-  const ok = new TextEncoder().encode("+OK\r\n");
-  const err = new TextEncoder().encode("-ERR no\r\n");
   const now = performance.now();
   for (let i = 0; i < 40; i++) track.begin(1 + (i % 3), now);
   assert.equal(track.pending, 40);
-  for (let i = 0; i < 40; i++) track.written(i % 2 ? err : ok, "c", now);
+  for (let i = 0; i < 40; i++) track.written(i % 2 === 1, "c", now);
   // A reply with no command (a protocol error) counts as an unknown command.
-  track.written(err, "c", now);
+  track.written(true, "c", now);
   recorder.endOfBatch();
   const t = readRequestTotals(mem);
   const count = (cmd: number, failed: number) => t.resp[cmd * 2 + failed];

@@ -52,11 +52,14 @@ export class RespTrack {
   }
 
   /**
-   * The oldest command's reply, `reply`, was queued on the connection of
-   * `remote`, whose last read was at `arrivedAt`. A reply with no command
-   * (a protocol error) counts as an unknown command.
+   * The oldest command's reply was queued on the connection of `remote`,
+   * whose last read was at `arrivedAt`; `failed` when it is a RESP error
+   * (its first byte is `-`). The caller says which rather than passing the
+   * bytes, because a reply rendered straight into the output buffer can be
+   * read only there. A reply with no command (a protocol error) counts as
+   * an unknown command.
    */
-  written(reply: Uint8Array, remote: string, arrivedAt: number): void {
+  written(failed: boolean, remote: string, arrivedAt: number): void {
     let command = 0;
     let at = arrivedAt;
     if (this.#size > 0) {
@@ -66,6 +69,6 @@ export class RespTrack {
       this.#head = (this.#head + 1) % (ring.length >> 1);
       this.#size--;
     }
-    recorder.resp(command, reply[0] === 0x2d, at, remote);
+    recorder.resp(command, failed, at, remote);
   }
 }

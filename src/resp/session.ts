@@ -206,7 +206,7 @@ export class Session implements ReplySink {
   #write(conn: Connection, bytes: Uint8Array): void {
     if (conn.closed) return;
     conn.queueBytes(bytes);
-    this.track.written(bytes, conn.info.remote, conn.arrivedAt);
+    this.track.written(bytes[0] === 0x2d, conn.info.remote, conn.arrivedAt);
   }
 
   #advance(conn: Connection): void {
@@ -238,8 +238,9 @@ export class Session implements ReplySink {
       // A reply rendered by a shard in this thread goes straight to the
       // output buffer (the other place replies go out).
       if (!conn.closed) {
-        conn.queueBody(outcome);
-        this.track.written(outcome.body, conn.info.remote, conn.arrivedAt);
+        // The body is written once, into the output buffer: its first byte says `-ERR`.
+        const first = conn.queueBody(outcome);
+        this.track.written(first === 0x2d, conn.info.remote, conn.arrivedAt);
       }
       this.#advance(conn);
     } else this.done(conn, requestId, outcome.body.slice());

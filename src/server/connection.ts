@@ -340,13 +340,16 @@ export class Connection {
 
   /**
    * Queues a reply's body alone, written straight from `outcome`, for codecs
-   * whose replies are their own framing (the RESP door).
+   * whose replies are their own framing (the RESP door). Returns the body's
+   * first byte (-1 when empty): once written, the body can be read only here.
    */
-  queueBody(outcome: Outcome): void {
+  queueBody(outcome: Outcome): number {
     const size = outcome.size;
     const off = this.#reserve(size);
     outcome.writeBody(this.#out, off);
+    const first = size > 0 ? this.#out[off] : -1;
     this.#queued(size);
+    return first;
   }
 
   /** Queues reply bytes already encoded (copied), one reply's worth. */
