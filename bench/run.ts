@@ -809,7 +809,7 @@ async function main(args: string[]): Promise<number> {
     scaleOnly ? `# evkv scale benchmark, ${stamp}\n\n${scaleMd}` : `${md}\n${scaleMd}`,
   );
   console.log(scaleOnly ? scaleMd : `${md}\n${scaleMd}`);
-  console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);
+  console.error(`Wrote ${base}.md${scaleOnly ? "" : ` and ${base}.svg`} in ${totalS.toFixed(0)} s`);
   const bad = failures.length > 0 || exits.some((e) => e.code !== 0 || e.killed) ||
     rows.some((r) => r.result.ops === 0 || Object.keys(r.result.errors).length > 0);
   return bad ? 1 : 0;
