@@ -623,12 +623,47 @@ async function scaleComparison(
       stop: async () => void await stop(evkv),
     });
     servers.push(await startRedisServer(freePort()));
-    return await runScale(bin, servers, { maxKeys, seconds }, failures);
+    const result = await runScale(bin, servers, { maxKeys, seconds }, failures);
+    if (maxKeys >= 1_000_000) result.markdown += await wireLoad(result.load1M[1], failures);
+    return result;
   } catch (err) {
     failures.push(`scale scenario: ${message(err)}`);
     return `Scale scenario failed: ${message(err)}`;
   } finally {
     for (const s of servers) await s.stop();
+  }
+}
+
+/**
+ * The 1M-key load through wire v1 (`kvclient bench`'s fill: 10 connections
+ * x pipeline 16, keys `bench:NNNNNN`, 100-byte values) on a fresh evkv, next
+ * to redis-server's 1M load rate from the same run: the RESP door is its
+ * own limit, and this shows the store's.
+ */
+async function wireLoad(redisRate: number, failures: string[]): Promise<string> {
+  let server: Running | null = null;
+  try {
+    server = await start(RESP_TARGET);
+    const r = await runBench({
+      port: server.port,
+      connections: 10,
+      pipeline: 16,
+      keys: 1_000_000,
+      valueSize: 100,
+      durationS: 0.2,
+      threads: 1,
+    });
+    const rate = r.fill.keys / r.fill.seconds;
+    console.error(`  scale: evkv wire v1 load of 1M keys at ${fmtInt(rate)}/s`);
+    return `\nLoad of 1M keys through wire v1 instead (evkv \`${RESP_TARGET.name}\`, fresh, ` +
+      `\`kvclient bench\` fill: 10 connections x pipeline 16, 12-byte keys \`bench:NNNNNN\`, ` +
+      `100-byte values): ${fmtInt(rate)} keys/s, ${(rate / redisRate).toFixed(2)} x ` +
+      `redis-server's ${fmtInt(redisRate)} keys/s over RESP above.\n`;
+  } catch (err) {
+    failures.push(`scale wire v1 load: ${message(err)}`);
+    return `\nLoad of 1M keys through wire v1 failed: ${message(err)}\n`;
+  } finally {
+    if (server) await stop(server);
   }
 }
 

@@ -26,6 +26,8 @@ const KEY_PREFIX = "memtier-k";
 const VALUE_BYTES = 100;
 const LOAD_ARGS = ["-t", "1", "-c", "10", "--pipeline=16", "--ratio=1:0", "--key-pattern=P:P"];
 const MIXED_ARGS = ["-t", "2", "-c", "25", "--pipeline=16", "--ratio=1:10", "--key-pattern=R:R"];
+/** How often a load step polls DBSIZE. */
+const POLL_MS = 10;
 /** Mixed-workload runs per server and key count (alternating servers). */
 const MIXED_ROUNDS = 2;
 
@@ -53,6 +55,8 @@ export interface ScaleResult {
   markdown: string;
   /** Load rate per step per server, for the chart (p99 from memtier). */
   chart: ChartRow[];
+  /** Keys per second loading the first 1M keys, per server (0 when not reached). */
+  load1M: number[];
 }
 
 /** memtier_benchmark's path: on the PATH, or built by ../shared/peers/build-memtier.sh. */
@@ -70,6 +74,73 @@ export async function findMemtier(root: URL): Promise<string | null> {
   const built = await sh(`bash ${script} | tail -1`);
   const path = new TextDecoder().decode(built.stdout).trim();
   return built.success && path.startsWith("/") ? path : null;
+}
+
+/** Sends one RESP command on a fresh connection and returns the raw reply text. */
+async function respCommand(port: number, ...args: string[]): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const parts = [`*${args.length}\r\n`, ...args.map((a) => `$${a.length}\r\n${a}\r\n`)];
+    await conn.write(new TextEncoder().encode(parts.join("")));
+    let text = "";
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) return text;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+      // An integer reply, or a bulk string read to its end.
+      if (text.startsWith(":") && text.endsWith("\r\n")) return text;
+      const m = /^\$(\d+)\r\n/.exec(text);
+      if (m && text.length >= m[0].length + Number(m[1]) + 2) return text;
+      if (text.startsWith("-")) return text;
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+/** Keys the server holds (DBSIZE). */
+async function dbsize(port: number): Promise<number> {
+  return Number(/^:(\d+)/.exec(await respCommand(port, "DBSIZE"))?.[1] ?? NaN);
+}
+
+/** The server's own `used_memory` (INFO), or 0 when it does not say. */
+async function usedMemory(port: number): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await respCommand(port, "INFO"))?.[1] ?? 0);
+}
+
+/**
+ * Runs a load step with memtier while polling DBSIZE every {@link POLL_MS}:
+ * the rate is the keys added over the time from the first poll that saw
+ * the count rise to the first that saw all of them (memtier's own run time
+ * is coarse for short runs: its JSON once said 100k keys in 1 ms).
+ */
+async function timedLoad(bin: string, port: number, from: number, to: number): Promise<MemtierRun> {
+  const run = memtier(bin, port, [
+    ...LOAD_ARGS,
+    `--key-minimum=${KEY_BASE + from}`,
+    `--key-maximum=${KEY_BASE + to - 1}`,
+    "-n",
+    "allkeys",
+  ]);
+  let done = false;
+  run.finally(() => done = true).catch(() => {});
+  let began = 0;
+  let ended = 0;
+  const start = performance.now();
+  while (ended === 0 && performance.now() - start < 600_000) {
+    const t = performance.now();
+    const n = await dbsize(port);
+    if (began === 0 && n > from) began = t - POLL_MS / 2;
+    if (n >= to) ended = t;
+    if (done && ended === 0 && n < to) break;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  const r = await run;
+  if (ended === 0 || began === 0) {
+    throw new Error(`Load ${from}..${to}: DBSIZE never reached ${to}`);
+  }
+  return { opsPerSec: (to - from) / Math.max(POLL_MS, ended - began) * 1000, p99Ms: r.p99Ms };
 }
 
 /** Resident set size of `pid` in bytes (via ps: Deno reads /proc only with --allow-all). */
@@ -151,6 +222,7 @@ export async function runScale(
   const mixed: Record<string, Record<number, number[]>> = {};
   const at1M: number[] = servers.map(() => 0);
   const at10k: number[] = servers.map(() => 0);
+  const used1M: number[] = servers.map(() => 0);
   for (const s of servers) {
     loadRate[s.name] = [];
     mixed[s.name] = {};
@@ -160,16 +232,8 @@ export async function runScale(
     // Alternate who goes first, so a burst of outside load hits both.
     const order = i % 2 === 0 ? servers : [...servers].reverse();
     for (const s of order) {
-      const range = [
-        `--key-minimum=${KEY_BASE + loaded}`,
-        `--key-maximum=${KEY_BASE + target - 1}`,
-        "-n",
-        "allkeys",
-      ];
       try {
-        const r = await memtier(bin, s.port, [...LOAD_ARGS, ...range]);
-        // memtier's own rate (keys over its run time): its process takes
-        // about a second to start and stop, which is not the server's.
+        const r = await timedLoad(bin, s.port, loaded, target);
         const rate = r.opsPerSec;
         loadRate[s.name].push({ keys: target, rate, p99: r.p99Ms });
         if (target <= 1_000_000) loadTime[servers.indexOf(s)] += (target - loaded) / rate;
@@ -184,6 +248,9 @@ export async function runScale(
       await new Promise((r) => setTimeout(r, 2000));
       const at = target === 10_000 ? at10k : at1M;
       for (const [j, s] of servers.entries()) at[j] = await rss(s.pid);
+      if (target === 1_000_000) {
+        for (const [j, s] of servers.entries()) used1M[j] = await usedMemory(s.port);
+      }
     }
     if (target === 10_000 || target === 1_000_000) {
       for (let round = 0; round < MIXED_ROUNDS; round++) {
@@ -224,8 +291,10 @@ export async function runScale(
       `(\`${KEY_PREFIX}NNNNNNN\`), ${VALUE_BYTES}-byte values. Load: memtier ` +
       `\`${LOAD_ARGS.join(" ")} -n allkeys\` per step. Mixed: memtier \`${MIXED_ARGS.join(" ")} ` +
       `--test-time=${opts.seconds}\` (Get:Set 10:1, 50 connections x pipeline 16, uniform over ` +
-      `the keys), ${MIXED_ROUNDS} runs per server, median. Rates are memtier's (requests over its run ` +
-      `time); the 1M load rate is 1M over the summed time of the steps up to 1M. Bytes per ` +
+      `the keys), ${MIXED_ROUNDS} runs per server, median. A load step's rate is the keys it added over ` +
+      `the time DBSIZE took to go from the first to the last of them (polled every ${POLL_MS} ms); ` +
+      `the 1M load rate is 1M over the summed time of the steps up to 1M; mixed rates are ` +
+      `memtier's. Bytes per ` +
       `key: (RSS at 1M keys - RSS empty) / 1M.`,
   );
   out.push("");
@@ -243,6 +312,12 @@ export async function runScale(
         ratio(perKeyWarm[0], perKeyWarm[1])
       } | ` +
       `<= 1.00 |`,
+  );
+  out.push(
+    `| used_memory per key at 1M (the server's own INFO) | ` +
+      `${used1M.map((b) => (b / 1_000_000).toFixed(0)).join(" | ")} | ${
+        ratio(used1M[0], used1M[1])
+      } | |`,
   );
   out.push(
     `| load 1M keys, keys/s | ${rate1M.map(fmt).join(" | ")} | ${ratio(rate1M[0], rate1M[1])} | ` +
@@ -297,7 +372,7 @@ export async function runScale(
       }
     }
   }
-  return { markdown: out.join("\n") + "\n", chart };
+  return { markdown: out.join("\n") + "\n", chart, load1M: rate1M };
 }
 
 /** Starts redis-server (no persistence) on `port` and waits until it answers. */
