@@ -601,8 +601,8 @@ async function respComparison(failures: string[]): Promise<{ runs: RespRun[]; no
 
 /**
  * The scale scenario (bench/scale.ts): evkv's RESP port and redis-server,
- * loaded to `maxKeys` side by side. Null (with a note in `failures` only
- * when something broke) when memtier or redis-server is missing.
+ * loaded to `maxKeys` side by side; a sentence instead when memtier or
+ * redis-server is missing or the scenario broke (then also in `failures`).
  */
 async function scaleComparison(
   seconds: number,
@@ -613,24 +613,30 @@ async function scaleComparison(
   if (bin === null) {
     return "Scale scenario skipped: memtier_benchmark or redis-server is not installed.";
   }
-  const servers: ScaleServer[] = [];
-  try {
+  /** Both servers, fresh; stopped by the scenario (runScale stops what it started). */
+  const startBoth = async (): Promise<ScaleServer[]> => {
     const evkv = await start(RESP_TARGET, ["--resp-port", "0"]);
-    servers.push({
+    const servers: ScaleServer[] = [{
       name: `evkv ${RESP_TARGET.name}`,
       port: evkv.respPort!,
       pid: evkv.child.pid,
       stop: async () => void await stop(evkv),
-    });
-    servers.push(await startRedisServer(freePort()));
-    const result = await runScale(bin, servers, { maxKeys, seconds }, failures);
+    }];
+    try {
+      servers.push(await startRedisServer(freePort()));
+    } catch (err) {
+      await servers[0].stop();
+      throw err;
+    }
+    return servers;
+  };
+  try {
+    const result = await runScale(bin, startBoth, { maxKeys, seconds }, failures);
     if (maxKeys >= 1_000_000) result.markdown += await wireLoad(result.load1M[1], failures);
     return result;
   } catch (err) {
     failures.push(`scale scenario: ${message(err)}`);
     return `Scale scenario failed: ${message(err)}`;
-  } finally {
-    for (const s of servers) await s.stop();
   }
 }
 

@@ -4,13 +4,13 @@
  * same settings, in alternating turns so that noise from other work on the
  * machine lands on both:
  *
- * - load keys in steps up to {@link DEFAULT_MAX_KEYS} (16-byte keys
- *   `memtier-kNNNNNNN`, 100-byte values, 10 connections x pipeline 16, as
- *   in issue #13), timing each step: load rate against key count;
- * - bytes per key at 1M keys: RSS loaded minus RSS empty, over 1M;
- * - Get:Set 10:1 at 50 connections x pipeline 16, uniform over 10k keys
- *   (when the store holds 10k) and over 1M keys (when it holds 1M), each
- *   server twice, alternating.
+ * 1. fresh servers holding 10k keys: Get:Set 10:1 at 50 connections x
+ *    pipeline 16, uniform over them, each server twice, alternating;
+ * 2. fresh servers again, loaded in steps up to {@link DEFAULT_MAX_KEYS}
+ *    (16-byte keys `memtier-kNNNNNNN`, 100-byte values, 10 connections x
+ *    pipeline 16, as in issue #13), timing each step (load rate against key
+ *    count, the chart); at 1M keys, bytes per key (RSS loaded - empty, as
+ *    the issue measured it) and the same Get:Set runs over 1M keys.
  *
  * @module
  */
@@ -211,67 +211,92 @@ const median = (xs: number[]) => {
  */
 export async function runScale(
   bin: string,
-  servers: ScaleServer[],
+  start: () => Promise<ScaleServer[]>,
   opts: { maxKeys: number; seconds: number },
   failures: string[],
 ): Promise<ScaleResult> {
   const steps = STEPS.filter((s) => s <= opts.maxKeys);
-  const empty = await Promise.all(servers.map((s) => rss(s.pid)));
   const loadRate: Record<string, { keys: number; rate: number; p99: number }[]> = {};
-  const loadTime = servers.map(() => 0);
   const mixed: Record<string, Record<number, number[]>> = {};
-  const at1M: number[] = servers.map(() => 0);
-  const at10k: number[] = servers.map(() => 0);
-  const used1M: number[] = servers.map(() => 0);
-  for (const s of servers) {
-    loadRate[s.name] = [];
-    mixed[s.name] = {};
-  }
-  let loaded = 0;
-  for (const [i, target] of steps.entries()) {
-    // Alternate who goes first, so a burst of outside load hits both.
-    const order = i % 2 === 0 ? servers : [...servers].reverse();
+
+  /** Loads keys [from, to) into every server, alternating who goes first by `turn`. */
+  const loadStep = async (servers: ScaleServer[], from: number, to: number, turn: number) => {
+    const order = turn % 2 === 0 ? servers : [...servers].reverse();
+    const rates = servers.map(() => 0);
     for (const s of order) {
       try {
-        const r = await timedLoad(bin, s.port, loaded, target);
-        const rate = r.opsPerSec;
-        loadRate[s.name].push({ keys: target, rate, p99: r.p99Ms });
-        if (target <= 1_000_000) loadTime[servers.indexOf(s)] += (target - loaded) / rate;
-        console.error(`  scale: ${s.name} ${fmt(loaded)}..${fmt(target)} keys at ${fmt(rate)}/s`);
+        const r = await timedLoad(bin, s.port, from, to);
+        (loadRate[s.name] ??= []).push({ keys: to, rate: r.opsPerSec, p99: r.p99Ms });
+        rates[servers.indexOf(s)] = r.opsPerSec;
+        console.error(`  scale: ${s.name} ${fmt(from)}..${fmt(to)} keys at ${fmt(r.opsPerSec)}/s`);
       } catch (err) {
-        failures.push(`scale load to ${target} on ${s.name}: ${(err as Error).message}`);
+        failures.push(`scale load to ${to} on ${s.name}: ${(err as Error).message}`);
       }
     }
-    loaded = target;
-    if (target === 10_000 || target === 1_000_000) {
-      // A moment idle first, so that garbage the load left can be collected.
-      await new Promise((r) => setTimeout(r, 2000));
-      const at = target === 10_000 ? at10k : at1M;
-      for (const [j, s] of servers.entries()) at[j] = await rss(s.pid);
-      if (target === 1_000_000) {
-        for (const [j, s] of servers.entries()) used1M[j] = await usedMemory(s.port);
-      }
-    }
-    if (target === 10_000 || target === 1_000_000) {
-      for (let round = 0; round < MIXED_ROUNDS; round++) {
-        for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
-          const range = [
-            `--key-minimum=${KEY_BASE}`,
-            `--key-maximum=${KEY_BASE + target - 1}`,
-            `--test-time=${opts.seconds}`,
-          ];
-          try {
-            const r = await memtier(bin, s.port, [...MIXED_ARGS, ...range]);
-            (mixed[s.name][target] ??= []).push(r.opsPerSec);
-            console.error(
-              `  scale: ${s.name} Get:Set 10:1 over ${fmt(target)}: ${fmt(r.opsPerSec)}/s`,
-            );
-          } catch (err) {
-            failures.push(`scale mixed over ${target} on ${s.name}: ${(err as Error).message}`);
-          }
+    return rates;
+  };
+  /** Get:Set 10:1 over the first `keys` keys, {@link MIXED_ROUNDS} rounds alternating. */
+  const mixedRuns = async (servers: ScaleServer[], keys: number) => {
+    for (let round = 0; round < MIXED_ROUNDS; round++) {
+      for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
+        const range = [
+          `--key-minimum=${KEY_BASE}`,
+          `--key-maximum=${KEY_BASE + keys - 1}`,
+          `--test-time=${opts.seconds}`,
+        ];
+        try {
+          const r = await memtier(bin, s.port, [...MIXED_ARGS, ...range]);
+          ((mixed[s.name] ??= {})[keys] ??= []).push(r.opsPerSec);
+          console.error(`  scale: ${s.name} Get:Set 10:1 over ${fmt(keys)}: ${fmt(r.opsPerSec)}/s`);
+        } catch (err) {
+          failures.push(`scale mixed over ${keys} on ${s.name}: ${(err as Error).message}`);
         }
       }
     }
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 2000));
+
+  // A store of 10k keys, on fresh servers.
+  let servers = await start();
+  try {
+    await loadStep(servers, 0, 10_000, 0);
+    await mixedRuns(servers, 10_000);
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+  for (const s of servers) loadRate[s.name] = [];
+
+  // Fresh servers again: a pure load in steps (bytes per key as issue #13
+  // measured it: RSS loaded - empty), Get:Set at 1M, then on to the largest.
+  servers = await start();
+  const empty = servers.map(() => 0);
+  const at10k = servers.map(() => 0);
+  const at1M = servers.map(() => 0);
+  const used1M = servers.map(() => 0);
+  const loadTime = servers.map(() => 0);
+  try {
+    for (const [j, s] of servers.entries()) empty[j] = await rss(s.pid);
+    let loaded = 0;
+    for (const [i, target] of steps.entries()) {
+      const rates = await loadStep(servers, loaded, target, i);
+      if (target <= 1_000_000) {
+        rates.forEach((r, j) => loadTime[j] += r > 0 ? (target - loaded) / r : Infinity);
+      }
+      loaded = target;
+      if (target === 10_000 || target === 1_000_000) {
+        // A moment idle first, so that garbage the load left can be collected.
+        await settle();
+        const at = target === 10_000 ? at10k : at1M;
+        for (const [j, s] of servers.entries()) at[j] = await rss(s.pid);
+      }
+      if (target === 1_000_000) {
+        for (const [j, s] of servers.entries()) used1M[j] = await usedMemory(s.port);
+        await mixedRuns(servers, 1_000_000);
+      }
+    }
+    if (loaded < 1_000_000) loadTime.fill(Infinity);
+  } finally {
+    for (const s of servers) await s.stop();
   }
 
   const [evkv, redis] = servers;
@@ -281,8 +306,8 @@ export async function runScale(
   const perKeyWarm = servers.map((_, j) =>
     at1M[j] > 0 && at10k[j] > 0 ? (at1M[j] - at10k[j]) / 990_000 : 0
   );
-  const rate1M = servers.map((_, j) => loaded >= 1_000_000 ? 1_000_000 / loadTime[j] : 0);
-  const mix = (s: ScaleServer, n: number) => median(mixed[s.name][n] ?? []);
+  const rate1M = servers.map((_, j) => 1_000_000 / loadTime[j]);
+  const mix = (s: ScaleServer, n: number) => median(mixed[s.name]?.[n] ?? []);
   const out: string[] = [];
   out.push("## Scale: 1M+ keys, evkv vs redis-server (memtier_benchmark on RESP)");
   out.push("");
@@ -291,7 +316,8 @@ export async function runScale(
       `(\`${KEY_PREFIX}NNNNNNN\`), ${VALUE_BYTES}-byte values. Load: memtier ` +
       `\`${LOAD_ARGS.join(" ")} -n allkeys\` per step. Mixed: memtier \`${MIXED_ARGS.join(" ")} ` +
       `--test-time=${opts.seconds}\` (Get:Set 10:1, 50 connections x pipeline 16, uniform over ` +
-      `the keys), ${MIXED_ROUNDS} runs per server, median. A load step's rate is the keys it added over ` +
+      `the keys), ${MIXED_ROUNDS} runs per server, median; the 10k-key runs on servers holding ` +
+      `10k keys, then fresh servers for the load and the 1M-key runs. A load step's rate is the keys it added over ` +
       `the time DBSIZE took to go from the first to the last of them (polled every ${POLL_MS} ms); ` +
       `the 1M load rate is 1M over the summed time of the steps up to 1M; mixed rates are ` +
       `memtier's. Bytes per ` +
