@@ -606,8 +606,8 @@ async function respComparison(failures: string[]): Promise<{ runs: RespRun[]; no
 
 /**
  * The scale scenario (bench/scale.ts): evkv's RESP port and redis-server,
- * loaded to `maxKeys` side by side. Null (with a note in `failures` only
- * when something broke) when memtier or redis-server is missing.
+ * loaded to `maxKeys` side by side; a sentence instead when memtier or
+ * redis-server is missing or the scenario broke (then also in `failures`).
  */
 async function scaleComparison(
   seconds: number,
@@ -618,22 +618,63 @@ async function scaleComparison(
   if (bin === null) {
     return "Scale scenario skipped: memtier_benchmark or redis-server is not installed.";
   }
-  const servers: ScaleServer[] = [];
-  try {
+  /** Both servers, fresh; stopped by the scenario (runScale stops what it started). */
+  const startBoth = async (): Promise<ScaleServer[]> => {
     const evkv = await start(RESP_TARGET, ["--resp-port", "0"]);
-    servers.push({
+    const servers: ScaleServer[] = [{
       name: `evkv ${RESP_TARGET.name}`,
       port: evkv.respPort!,
       pid: evkv.child.pid,
       stop: async () => void await stop(evkv),
-    });
-    servers.push(await startRedisServer(freePort()));
-    return await runScale(bin, servers, { maxKeys, seconds }, failures);
+    }];
+    try {
+      servers.push(await startRedisServer(freePort()));
+    } catch (err) {
+      await servers[0].stop();
+      throw err;
+    }
+    return servers;
+  };
+  try {
+    const result = await runScale(bin, startBoth, { maxKeys, seconds }, failures);
+    if (maxKeys >= 1_000_000) result.markdown += await wireLoad(result.load1M[1], failures);
+    return result;
   } catch (err) {
     failures.push(`scale scenario: ${message(err)}`);
     return `Scale scenario failed: ${message(err)}`;
+  }
+}
+
+/**
+ * The 1M-key load through wire v1 (`kvclient bench`'s fill: 10 connections
+ * x pipeline 16, keys `bench:NNNNNN`, 100-byte values) on a fresh evkv, next
+ * to redis-server's 1M load rate from the same run: the RESP door is its
+ * own limit, and this shows the store's.
+ */
+async function wireLoad(redisRate: number, failures: string[]): Promise<string> {
+  let server: Running | null = null;
+  try {
+    server = await start(RESP_TARGET);
+    const r = await runBench({
+      port: server.port,
+      connections: 10,
+      pipeline: 16,
+      keys: 1_000_000,
+      valueSize: 100,
+      durationS: 0.2,
+      threads: 1,
+    });
+    const rate = r.fill.keys / r.fill.seconds;
+    console.error(`  scale: evkv wire v1 load of 1M keys at ${fmtInt(rate)}/s`);
+    return `\nLoad of 1M keys through wire v1 instead (evkv \`${RESP_TARGET.name}\`, fresh, ` +
+      `\`kvclient bench\` fill: 10 connections x pipeline 16, 12-byte keys \`bench:NNNNNN\`, ` +
+      `100-byte values): ${fmtInt(rate)} keys/s, ${(rate / redisRate).toFixed(2)} x ` +
+      `redis-server's ${fmtInt(redisRate)} keys/s over RESP above.\n`;
+  } catch (err) {
+    failures.push(`scale wire v1 load: ${message(err)}`);
+    return `\nLoad of 1M keys through wire v1 failed: ${message(err)}\n`;
   } finally {
-    for (const s of servers) await s.stop();
+    if (server) await stop(server);
   }
 }
 
@@ -823,7 +864,7 @@ async function main(args: string[]): Promise<number> {
     : `${md}${memtier.markdown}${tlsSection}\n${persist.md}\n${scaleMd}`;
   await Deno.writeTextFile(`${base}.md`, report);
   console.log(scaleOnly ? scaleMd : report);
-  console.error(`Wrote ${base}.md and ${base}.svg in ${totalS.toFixed(0)} s`);
+  console.error(`Wrote ${base}.md${scaleOnly ? "" : ` and ${base}.svg`} in ${totalS.toFixed(0)} s`);
   const bad = failures.length > 0 || exits.some((e) => e.code !== 0 || e.killed) ||
     rows.some((r) => r.result.ops === 0 || Object.keys(r.result.errors).length > 0);
   return bad ? 1 : 0;

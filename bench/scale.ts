@@ -4,13 +4,13 @@
  * same settings, in alternating turns so that noise from other work on the
  * machine lands on both:
  *
- * - load keys in steps up to {@link DEFAULT_MAX_KEYS} (16-byte keys
- *   `memtier-kNNNNNNN`, 100-byte values, 10 connections x pipeline 16, as
- *   in issue #13), timing each step: load rate against key count;
- * - bytes per key at 1M keys: RSS loaded minus RSS empty, over 1M;
- * - Get:Set 10:1 at 50 connections x pipeline 16, uniform over 10k keys
- *   (when the store holds 10k) and over 1M keys (when it holds 1M), each
- *   server twice, alternating.
+ * 1. fresh servers holding 10k keys: Get:Set 10:1 at 50 connections x
+ *    pipeline 16, uniform over them, each server twice, alternating;
+ * 2. fresh servers again, loaded in steps up to {@link DEFAULT_MAX_KEYS}
+ *    (16-byte keys `memtier-kNNNNNNN`, 100-byte values, 10 connections x
+ *    pipeline 16, as in issue #13), timing each step (load rate against key
+ *    count, the chart); at 1M keys, bytes per key (RSS loaded - empty, as
+ *    the issue measured it) and the same Get:Set runs over 1M keys.
  *
  * @module
  */
@@ -26,6 +26,8 @@ const KEY_PREFIX = "memtier-k";
 const VALUE_BYTES = 100;
 const LOAD_ARGS = ["-t", "1", "-c", "10", "--pipeline=16", "--ratio=1:0", "--key-pattern=P:P"];
 const MIXED_ARGS = ["-t", "2", "-c", "25", "--pipeline=16", "--ratio=1:10", "--key-pattern=R:R"];
+/** How often a load step polls DBSIZE. */
+const POLL_MS = 10;
 /** Mixed-workload runs per server and key count (alternating servers). */
 const MIXED_ROUNDS = 2;
 
@@ -53,6 +55,8 @@ export interface ScaleResult {
   markdown: string;
   /** Load rate per step per server, for the chart (p99 from memtier). */
   chart: ChartRow[];
+  /** Keys per second loading the first 1M keys, per server (0 when not reached). */
+  load1M: number[];
 }
 
 /** memtier_benchmark's path: on the PATH, or built by ../shared/peers/build-memtier.sh. */
@@ -72,12 +76,83 @@ export async function findMemtier(root: URL): Promise<string | null> {
   return built.success && path.startsWith("/") ? path : null;
 }
 
-/** Resident set size of `pid` in bytes. */
-function rss(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const m = /VmRSS:\s+(\d+) kB/.exec(status);
-  if (!m) throw new Error(`Read RSS of ${pid}: no VmRSS line`);
-  return Number(m[1]) * 1024;
+/** Sends one RESP command on a fresh connection and returns the raw reply text. */
+async function respCommand(port: number, ...args: string[]): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const parts = [`*${args.length}\r\n`, ...args.map((a) => `$${a.length}\r\n${a}\r\n`)];
+    await conn.write(new TextEncoder().encode(parts.join("")));
+    let text = "";
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) return text;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+      // An integer reply, or a bulk string read to its end.
+      if (text.startsWith(":") && text.endsWith("\r\n")) return text;
+      const m = /^\$(\d+)\r\n/.exec(text);
+      if (m && text.length >= m[0].length + Number(m[1]) + 2) return text;
+      if (text.startsWith("-")) return text;
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+/** Keys the server holds (DBSIZE). */
+async function dbsize(port: number): Promise<number> {
+  return Number(/^:(\d+)/.exec(await respCommand(port, "DBSIZE"))?.[1] ?? NaN);
+}
+
+/** The server's own `used_memory` (INFO), or 0 when it does not say. */
+async function usedMemory(port: number): Promise<number> {
+  return Number(/used_memory:(\d+)/.exec(await respCommand(port, "INFO"))?.[1] ?? 0);
+}
+
+/**
+ * Runs a load step with memtier while polling DBSIZE every {@link POLL_MS}:
+ * the rate is the keys added over the time from the first poll that saw
+ * the count rise to the first that saw all of them (memtier's own run time
+ * is coarse for short runs: its JSON once said 100k keys in 1 ms).
+ */
+async function timedLoad(bin: string, port: number, from: number, to: number): Promise<MemtierRun> {
+  const run = memtier(bin, port, [
+    ...LOAD_ARGS,
+    `--key-minimum=${KEY_BASE + from}`,
+    `--key-maximum=${KEY_BASE + to - 1}`,
+    "-n",
+    "allkeys",
+  ]);
+  let done = false;
+  run.finally(() => done = true).catch(() => {});
+  let began = 0;
+  let ended = 0;
+  const start = performance.now();
+  while (ended === 0 && performance.now() - start < 600_000) {
+    const t = performance.now();
+    const n = await dbsize(port);
+    if (began === 0 && n > from) began = t - POLL_MS / 2;
+    if (n >= to) ended = t;
+    if (done && ended === 0 && n < to) break;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  const r = await run;
+  if (ended === 0 || began === 0) {
+    throw new Error(`Load ${from}..${to}: DBSIZE never reached ${to}`);
+  }
+  return { opsPerSec: (to - from) / Math.max(POLL_MS, ended - began) * 1000, p99Ms: r.p99Ms };
+}
+
+/** Resident set size of `pid` in bytes (via ps: Deno reads /proc only with --allow-all). */
+async function rss(pid: number): Promise<number> {
+  const out = await new Deno.Command("ps", {
+    args: ["-o", "rss=", "-p", String(pid)],
+    stdout: "piped",
+  })
+    .output();
+  const kb = Number(new TextDecoder().decode(out.stdout).trim());
+  if (!out.success || !(kb > 0)) throw new Error(`Read RSS of ${pid}: ps gave nothing`);
+  return kb * 1024;
 }
 
 /**
@@ -136,71 +211,92 @@ const median = (xs: number[]) => {
  */
 export async function runScale(
   bin: string,
-  servers: ScaleServer[],
+  start: () => Promise<ScaleServer[]>,
   opts: { maxKeys: number; seconds: number },
   failures: string[],
 ): Promise<ScaleResult> {
   const steps = STEPS.filter((s) => s <= opts.maxKeys);
-  const empty = servers.map((s) => rss(s.pid));
   const loadRate: Record<string, { keys: number; rate: number; p99: number }[]> = {};
-  const loadTime = servers.map(() => 0);
   const mixed: Record<string, Record<number, number[]>> = {};
-  const at1M: number[] = servers.map(() => 0);
-  const at10k: number[] = servers.map(() => 0);
-  for (const s of servers) {
-    loadRate[s.name] = [];
-    mixed[s.name] = {};
-  }
-  let loaded = 0;
-  for (const [i, target] of steps.entries()) {
-    // Alternate who goes first, so a burst of outside load hits both.
-    const order = i % 2 === 0 ? servers : [...servers].reverse();
+
+  /** Loads keys [from, to) into every server, alternating who goes first by `turn`. */
+  const loadStep = async (servers: ScaleServer[], from: number, to: number, turn: number) => {
+    const order = turn % 2 === 0 ? servers : [...servers].reverse();
+    const rates = servers.map(() => 0);
     for (const s of order) {
-      const range = [
-        `--key-minimum=${KEY_BASE + loaded}`,
-        `--key-maximum=${KEY_BASE + target - 1}`,
-        "-n",
-        "allkeys",
-      ];
       try {
-        const r = await memtier(bin, s.port, [...LOAD_ARGS, ...range]);
-        // memtier's own rate (keys over its run time): its process takes
-        // about a second to start and stop, which is not the server's.
-        const rate = r.opsPerSec;
-        loadRate[s.name].push({ keys: target, rate, p99: r.p99Ms });
-        if (target <= 1_000_000) loadTime[servers.indexOf(s)] += (target - loaded) / rate;
-        console.error(`  scale: ${s.name} ${fmt(loaded)}..${fmt(target)} keys at ${fmt(rate)}/s`);
+        const r = await timedLoad(bin, s.port, from, to);
+        (loadRate[s.name] ??= []).push({ keys: to, rate: r.opsPerSec, p99: r.p99Ms });
+        rates[servers.indexOf(s)] = r.opsPerSec;
+        console.error(`  scale: ${s.name} ${fmt(from)}..${fmt(to)} keys at ${fmt(r.opsPerSec)}/s`);
       } catch (err) {
-        failures.push(`scale load to ${target} on ${s.name}: ${(err as Error).message}`);
+        failures.push(`scale load to ${to} on ${s.name}: ${(err as Error).message}`);
       }
     }
-    loaded = target;
-    if (target === 10_000 || target === 1_000_000) {
-      // A moment idle first, so that garbage the load left can be collected.
-      await new Promise((r) => setTimeout(r, 2000));
-      const at = target === 10_000 ? at10k : at1M;
-      servers.forEach((s, j) => at[j] = rss(s.pid));
-    }
-    if (target === 10_000 || target === 1_000_000) {
-      for (let round = 0; round < MIXED_ROUNDS; round++) {
-        for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
-          const range = [
-            `--key-minimum=${KEY_BASE}`,
-            `--key-maximum=${KEY_BASE + target - 1}`,
-            `--test-time=${opts.seconds}`,
-          ];
-          try {
-            const r = await memtier(bin, s.port, [...MIXED_ARGS, ...range]);
-            (mixed[s.name][target] ??= []).push(r.opsPerSec);
-            console.error(
-              `  scale: ${s.name} Get:Set 10:1 over ${fmt(target)}: ${fmt(r.opsPerSec)}/s`,
-            );
-          } catch (err) {
-            failures.push(`scale mixed over ${target} on ${s.name}: ${(err as Error).message}`);
-          }
+    return rates;
+  };
+  /** Get:Set 10:1 over the first `keys` keys, {@link MIXED_ROUNDS} rounds alternating. */
+  const mixedRuns = async (servers: ScaleServer[], keys: number) => {
+    for (let round = 0; round < MIXED_ROUNDS; round++) {
+      for (const s of round % 2 === 0 ? servers : [...servers].reverse()) {
+        const range = [
+          `--key-minimum=${KEY_BASE}`,
+          `--key-maximum=${KEY_BASE + keys - 1}`,
+          `--test-time=${opts.seconds}`,
+        ];
+        try {
+          const r = await memtier(bin, s.port, [...MIXED_ARGS, ...range]);
+          ((mixed[s.name] ??= {})[keys] ??= []).push(r.opsPerSec);
+          console.error(`  scale: ${s.name} Get:Set 10:1 over ${fmt(keys)}: ${fmt(r.opsPerSec)}/s`);
+        } catch (err) {
+          failures.push(`scale mixed over ${keys} on ${s.name}: ${(err as Error).message}`);
         }
       }
     }
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 2000));
+
+  // A store of 10k keys, on fresh servers.
+  let servers = await start();
+  try {
+    await loadStep(servers, 0, 10_000, 0);
+    await mixedRuns(servers, 10_000);
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+  for (const s of servers) loadRate[s.name] = [];
+
+  // Fresh servers again: a pure load in steps (bytes per key as issue #13
+  // measured it: RSS loaded - empty), Get:Set at 1M, then on to the largest.
+  servers = await start();
+  const empty = servers.map(() => 0);
+  const at10k = servers.map(() => 0);
+  const at1M = servers.map(() => 0);
+  const used1M = servers.map(() => 0);
+  const loadTime = servers.map(() => 0);
+  try {
+    for (const [j, s] of servers.entries()) empty[j] = await rss(s.pid);
+    let loaded = 0;
+    for (const [i, target] of steps.entries()) {
+      const rates = await loadStep(servers, loaded, target, i);
+      if (target <= 1_000_000) {
+        rates.forEach((r, j) => loadTime[j] += r > 0 ? (target - loaded) / r : Infinity);
+      }
+      loaded = target;
+      if (target === 10_000 || target === 1_000_000) {
+        // A moment idle first, so that garbage the load left can be collected.
+        await settle();
+        const at = target === 10_000 ? at10k : at1M;
+        for (const [j, s] of servers.entries()) at[j] = await rss(s.pid);
+      }
+      if (target === 1_000_000) {
+        for (const [j, s] of servers.entries()) used1M[j] = await usedMemory(s.port);
+        await mixedRuns(servers, 1_000_000);
+      }
+    }
+    if (loaded < 1_000_000) loadTime.fill(Infinity);
+  } finally {
+    for (const s of servers) await s.stop();
   }
 
   const [evkv, redis] = servers;
@@ -210,8 +306,8 @@ export async function runScale(
   const perKeyWarm = servers.map((_, j) =>
     at1M[j] > 0 && at10k[j] > 0 ? (at1M[j] - at10k[j]) / 990_000 : 0
   );
-  const rate1M = servers.map((_, j) => loaded >= 1_000_000 ? 1_000_000 / loadTime[j] : 0);
-  const mix = (s: ScaleServer, n: number) => median(mixed[s.name][n] ?? []);
+  const rate1M = servers.map((_, j) => 1_000_000 / loadTime[j]);
+  const mix = (s: ScaleServer, n: number) => median(mixed[s.name]?.[n] ?? []);
   const out: string[] = [];
   out.push("## Scale: 1M+ keys, evkv vs redis-server (memtier_benchmark on RESP)");
   out.push("");
@@ -220,8 +316,11 @@ export async function runScale(
       `(\`${KEY_PREFIX}NNNNNNN\`), ${VALUE_BYTES}-byte values. Load: memtier ` +
       `\`${LOAD_ARGS.join(" ")} -n allkeys\` per step. Mixed: memtier \`${MIXED_ARGS.join(" ")} ` +
       `--test-time=${opts.seconds}\` (Get:Set 10:1, 50 connections x pipeline 16, uniform over ` +
-      `the keys), ${MIXED_ROUNDS} runs per server, median. Rates are memtier's (requests over its run ` +
-      `time); the 1M load rate is 1M over the summed time of the steps up to 1M. Bytes per ` +
+      `the keys), ${MIXED_ROUNDS} runs per server, median; the 10k-key runs on servers holding ` +
+      `10k keys, then fresh servers for the load and the 1M-key runs. A load step's rate is the keys it added over ` +
+      `the time DBSIZE took to go from the first to the last of them (polled every ${POLL_MS} ms); ` +
+      `the 1M load rate is 1M over the summed time of the steps up to 1M; mixed rates are ` +
+      `memtier's. Bytes per ` +
       `key: (RSS at 1M keys - RSS empty) / 1M.`,
   );
   out.push("");
@@ -239,6 +338,12 @@ export async function runScale(
         ratio(perKeyWarm[0], perKeyWarm[1])
       } | ` +
       `<= 1.00 |`,
+  );
+  out.push(
+    `| used_memory per key at 1M (the server's own INFO) | ` +
+      `${used1M.map((b) => (b / 1_000_000).toFixed(0)).join(" | ")} | ${
+        ratio(used1M[0], used1M[1])
+      } | |`,
   );
   out.push(
     `| load 1M keys, keys/s | ${rate1M.map(fmt).join(" | ")} | ${ratio(rate1M[0], rate1M[1])} | ` +
@@ -293,7 +398,7 @@ export async function runScale(
       }
     }
   }
-  return { markdown: out.join("\n") + "\n", chart };
+  return { markdown: out.join("\n") + "\n", chart, load1M: rate1M };
 }
 
 /** Starts redis-server (no persistence) on `port` and waits until it answers. */

@@ -289,6 +289,17 @@ Deno.test("writes sweep a few expired keys as they go, so expiry keeps up under 
   assert.equal(store.size, 100);
 });
 
+Deno.test("reads of other keys sweep expired keys as they go, so expiry keeps up under reads", () => {
+  const clock = fakeClock();
+  const store = new ShardStore(clock.now);
+  for (let i = 0; i < 300; i++) store.put(key(i), VALUE, 10);
+  store.put(key(100_000), VALUE, 0);
+  clock.t += 10;
+  for (let i = 0; i < 1024 * 20; i++) assert.ok(store.get(key(100_000)) !== undefined);
+  assert.equal(store.expiredKeys, 300);
+  assert.equal(store.size, 1);
+});
+
 Deno.test("setExpiry moves a record between header sizes and keeps its value", () => {
   const clock = fakeClock();
   const store = new ShardStore(clock.now);

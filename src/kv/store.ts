@@ -301,6 +301,8 @@ const STALE_PER_CALL = 1024;
 const EVICTION_SAMPLES = 5;
 /** Writes between two small expiry sweeps, so keys expire under load too. */
 const WRITES_PER_SWEEP = 64;
+/** Reads between two such sweeps (a power of two). */
+const READS_PER_SWEEP = 1024;
 /** Heap entries checked by that sweep. */
 const WRITE_SWEEP_CHECKS = 16;
 
@@ -334,7 +336,7 @@ export function compareBytes(
  *
  * Expired entries behave exactly like missing ones; they are removed lazily
  * when touched and actively via {@linkcode ShardStore.sweep} (which the KV
- * service runs when idle, and the store itself a little every 64 writes).
+ * service runs when idle, and the store itself a little every 64 writes and 1024 reads).
  *
  * @example
  * ```ts
@@ -421,7 +423,7 @@ export class ShardStore {
 
   /**
    * Number of stored keys. It can include expired keys until a sweep or a
-   * touch removes them (the service sweeps when idle and every 64 writes).
+   * touch removes them (the service sweeps when idle, and requests sweep a little).
    *
    * @example
    * ```ts
@@ -571,6 +573,9 @@ export class ShardStore {
    * LRU policy stamps the record with the clock.
    */
   #findLive(key: Uint8Array): number {
+    // Reads sweep a little too (and so advance the LRU clock), so that keys
+    // expire under a read-only load that leaves the shard no idle time.
+    if ((++this.#reads & (READS_PER_SWEEP - 1)) === 0) this.sweep(WRITE_SWEEP_CHECKS);
     const slot = this.#findBytes(key, hashBytes(key, 0, key.length));
     if (slot < 0) return -1;
     const w = this.#words;
@@ -583,10 +588,7 @@ export class ShardStore {
         return -1;
       }
     }
-    if (this.#lru) {
-      if (meta >>> 16 !== this.#clock) w[m] = (meta & 0xffff) | (this.#clock << 16);
-      if ((++this.#reads & 1023) === 0) this.#tick();
-    }
+    if (this.#lru && meta >>> 16 !== this.#clock) w[m] = (meta & 0xffff) | (this.#clock << 16);
     return slot;
   }
 
