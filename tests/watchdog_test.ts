@@ -6,10 +6,11 @@
  * resources held exits non-zero.
  */
 import assert from "node:assert/strict";
-import { pb, serve, Status } from "../mod.ts";
+import { encodeFrame, KvMethod, pb, serve, Status } from "../mod.ts";
+import { connect } from "../src/client/mod.ts";
 import { exitCodeFor } from "../src/server/cli.ts";
 import { StallMethod } from "./fixtures/stall_service.ts";
-import { RawClient, sleep, withServer } from "./support.ts";
+import { RawClient, sleep, utf8, withServer } from "./support.ts";
 
 const STALL_SERVICE = new URL("./fixtures/stall_service.ts", import.meta.url);
 /** A PingRequest body whose payload starts with `bytes` (Echo's shard is bytes[0]). */
@@ -151,4 +152,51 @@ Deno.test("a handler blocked past the stall timeout is replaced, and when it ret
       assert.equal(server.stats().counters.worker_stalls, 1);
     },
   );
+});
+
+Deno.test("deno task serve exits 1 and names the kinds when its drain times out with resources held, without --strict-leaks", async () => {
+  const cli = new URL("../src/server/cli.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-net", "--allow-net", "--allow-read", cli, "--port", "0"].concat(
+      ["--io-threads", "1", "--workers", "1", "--drain-timeout", "300", "--max-output", "256MiB"],
+      ["--test-leak", "task"],
+    ),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!/listening on [^:]+:(\d+)/.test(seen)) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, `server exited before listening: ${seen}`);
+    seen += value;
+  }
+  const stdout = (async () => {
+    let out = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return out;
+      out += value;
+    }
+  })();
+  const port = Number(/listening on [^:]+:(\d+)/.exec(seen)![1]);
+  {
+    await using kv = await connect({ port });
+    await kv.put("big", new Uint8Array(1 << 20));
+  }
+  // A client that never reads 200 MiB of replies, more than loopback's socket
+  // buffers take: the drain cannot finish.
+  const hog = await Deno.connect({ hostname: "127.0.0.1", port });
+  const get = encodeFrame(
+    { flags: 0, code: KvMethod.Get, requestId: 1, status: 0, timeoutMs: 0 },
+    pb.GetRequest.encode({ key: utf8("big") }).finish(),
+  );
+  await hog.write(new Uint8Array(Array.from({ length: 200 }, () => [...get]).flat()));
+  await sleep(300);
+  child.kill("SIGTERM");
+  const [status, err, out] = await Promise.all([child.status, stderr, stdout]);
+  hog.close();
+  assert.equal(status.code, 1, err + out);
+  assert.match(err, /drain timed out with resources still held: .*task \(held \d+ B/);
 });

@@ -425,10 +425,11 @@ class IoWorker implements ConnectionOwner {
       for (const conn of [...this.#conns.values()]) conn.close();
       this.#reportDrained(true);
     }, timeoutMs);
+    // settle() closes a connection once nothing is owed, queued or being
+    // written; replies a peer does not take in time make the drain forced.
     for (const conn of [...this.#conns.values()]) {
       conn.closeWhenDone = true;
       conn.settle();
-      if (conn.inflight === 0 && conn.queuedBytes === 0) conn.close();
     }
     this.#maybeDrained();
   }

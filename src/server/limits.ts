@@ -103,6 +103,13 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
  * Replies up to this size are always queued, even past `maxOutputBytes`:
  * the OVERLOADED error that would replace them is no smaller, and they
  * answer writes (Put, Delete) whose effect the client must learn of.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_LIMITS, SMALL_REPLY_BYTES } from "@evkv/evkv";
+ * // What errors past the cap can add at most, per connection:
+ * console.log(DEFAULT_LIMITS.maxInflightPerConnection * SMALL_REPLY_BYTES); // 262144
+ * ```
  */
 export const SMALL_REPLY_BYTES = 256;
 
