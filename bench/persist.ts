@@ -235,7 +235,7 @@ export async function persistBench(seconds: number, rounds: number): Promise<Per
       const verdict = (m: "everysec" | "always") => {
         const med = median(ratios(m));
         const met = med >= TARGETS[m];
-        return `${med.toFixed(2)}x (${met ? "met" : "missed"})`;
+        return `${med.toFixed(3)}x (${met ? "met" : "missed"})`;
       };
       lines.push(
         `| ${s.name} | ${fmt(median(ops("off")))} | ${fmt(median(ops("everysec")))} | ${

@@ -152,23 +152,25 @@ async function writeUntilKilled(
   return { acked, killedAt };
 }
 
-Deno.test("under --persist always, no acknowledged write is lost to kill -9", async () => {
-  await withDataDir(async (dir) => {
-    const first = await startServer(["--data-dir", dir, "--persist", "always"]);
-    const { acked } = await writeUntilKilled(first.port, 1500, () => first.child.kill("SIGKILL"));
-    await stopServer(first, "SIGKILL").catch(() => "");
-    assert.ok(acked.size > 100, `only ${acked.size} writes were acknowledged`);
+for (const mode of ["pool", "inline"]) {
+  Deno.test(`under --persist always, no acknowledged write is lost to kill -9 (${mode} mode)`, async () => {
+    await withDataDir(async (dir) => {
+      const first = await startServer(["--data-dir", dir, "--persist", "always", "--mode", mode]);
+      const { acked } = await writeUntilKilled(first.port, 1500, () => first.child.kill("SIGKILL"));
+      await stopServer(first, "SIGKILL").catch(() => "");
+      assert.ok(acked.size > 100, `only ${acked.size} writes were acknowledged`);
 
-    const second = await startServer(["--data-dir", dir, "--persist", "always"]);
-    const c = await connect({ port: second.port });
-    const ids = [...acked.keys()];
-    const got = await Promise.all(ids.map((i) => c.get(key(i))));
-    await c.close();
-    await stopServer(second, "SIGTERM");
-    const lost = ids.filter((i, j) => text(got[j]) !== value(i));
-    assert.deepEqual(lost, [], `${lost.length} of ${ids.length} acknowledged writes were lost`);
+      const second = await startServer(["--data-dir", dir, "--persist", "always"]);
+      const c = await connect({ port: second.port });
+      const ids = [...acked.keys()];
+      const got = await Promise.all(ids.map((i) => c.get(key(i))));
+      await c.close();
+      await stopServer(second, "SIGTERM");
+      const lost = ids.filter((i, j) => text(got[j]) !== value(i));
+      assert.deepEqual(lost, [], `${lost.length} of ${ids.length} acknowledged writes were lost`);
+    });
   });
-});
+}
 
 Deno.test("under --persist everysec, kill -9 loses only writes of about the last second", async () => {
   await withDataDir(async (dir) => {

@@ -13,7 +13,15 @@ import { parseArgs } from "node:util";
 import { checkShardFile, message } from "./schema.ts";
 import { shardFile } from "./plan.ts";
 
-/** What {@link backup} copied. */
+/**
+ * What {@link backup} copied.
+ *
+ * @example
+ * ```ts
+ * import type { BackupReport } from "@evkv/evkv";
+ * const r: BackupReport = { shards: 2, keys: 1000 };
+ * ```
+ */
 export interface BackupReport {
   /** Shard files copied. */
   shards: number;

@@ -9,7 +9,19 @@
 import { shardFile } from "./plan.ts";
 import { checkShardFile, createShardFile, message } from "./schema.ts";
 
-/** Thrown when a data directory cannot be used; its message is the one line to print. */
+/**
+ * Thrown when a data directory cannot be used; its message is the one line to print.
+ *
+ * @example
+ * ```ts
+ * import { DataDirError, serve } from "@evkv/evkv";
+ * try {
+ *   await serve({ persist: { mode: "always", dataDir: "/etc/passwd" } });
+ * } catch (e) {
+ *   if (e instanceof DataDirError) console.error(e.message); // "... it is not a directory"
+ * }
+ * ```
+ */
 export class DataDirError extends Error {
   /** Makes the error. */
   constructor(msg: string) {

@@ -239,6 +239,13 @@ export function attachPersistence(store: ShardStore, shard: number): ShardJourna
   const now = Date.now();
   const expired: Uint8Array[] = [];
   let loaded = 0;
+  // Keys the store evicts while loading (a memory cap) leave the disk too;
+  // the loaded ones are already there and need no echo.
+  store.observer = {
+    stored() {},
+    removed: (key) => journal.removed(key),
+    cleared() {},
+  };
   const db = new DatabaseSync(path, { readOnly: true });
   try {
     const rows = db.prepare("SELECT key, value, expires_at FROM kv");

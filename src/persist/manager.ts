@@ -12,7 +12,16 @@ import { type DataDir, openDataDir } from "./datadir.ts";
 import { createPersistPlan, type PersistMode, type PersistPlan, shardBase, Word } from "./plan.ts";
 import type { PersistWorkerInit } from "./worker.ts";
 
-/** Persistence settings of a server. */
+/**
+ * Persistence settings of a server.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "@evkv/evkv";
+ * const server = await serve({ port: 0, persist: { mode: "always", dataDir: "data" } });
+ * await server.shutdown();
+ * ```
+ */
 export interface PersistOptions {
   /** See {@link PersistMode}. Default `"off"` for `serve()`; `deno task serve` defaults to `everysec`. */
   mode?: PersistMode;
@@ -24,7 +33,17 @@ export interface PersistOptions {
   minRingBytesForTest?: number;
 }
 
-/** What persistence says about itself (for INFO and logs). */
+/**
+ * What persistence says about itself (for logs and tests).
+ *
+ * @example
+ * ```ts
+ * import { serve } from "@evkv/evkv";
+ * const server = await serve({ port: 0, persist: { mode: "everysec", dataDir: "data" } });
+ * const keys = server.persistence()!.loadedKeys.reduce((a, b) => a + b, 0);
+ * await server.shutdown();
+ * ```
+ */
 export interface PersistStatus {
   /** The mode. */
   mode: PersistMode;

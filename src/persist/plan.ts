@@ -13,6 +13,12 @@ import { createRingMemory, ringCapacityFor } from "../server/ring.ts";
  * How much a crash may cost: `off` keeps data in memory only; `everysec`
  * writes changes behind, in batches about a second apart; `always` holds a
  * write's reply until the batch that holds it has committed.
+ *
+ * @example
+ * ```ts
+ * import type { PersistMode } from "@evkv/evkv";
+ * const mode: PersistMode = "everysec";
+ * ```
  */
 export type PersistMode = "off" | "everysec" | "always";
 

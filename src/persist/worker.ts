@@ -52,6 +52,12 @@ export type PersistCommand = { type: "flush" } | { type: "close" };
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 /** How often `everysec` commits, and a failed commit is retried. */
 const INTERVAL_MS = 1000;
+/**
+ * Rows per multi-row upsert: one statement call per this many rows, because
+ * binding and stepping through node:sqlite costs about a microsecond a call,
+ * as much as SQLite's own work on a row.
+ */
+const ROWS_PER_PUT = 64;
 /** Longest wait for a batch to grow under `always` (see {@link ShardWriter.gather}). */
 const GATHER_MAX_MS = 2;
 
@@ -59,7 +65,10 @@ class ShardWriter {
   readonly shard: number;
   readonly #db: DatabaseSync;
   readonly #put: StatementSync;
+  readonly #putMany: StatementSync;
   readonly #del: StatementSync;
+  /** Arguments of the next {@link #putMany}, reused. */
+  readonly #args: (Uint8Array | number)[] = [];
   readonly #ring: Ring;
   readonly #words: Int32Array;
   readonly #base: number;
@@ -86,6 +95,11 @@ class ShardWriter {
     this.#put = this.#db.prepare(
       "INSERT INTO kv (key, value, expires_at) VALUES (?, ?, ?) " +
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+    );
+    this.#putMany = this.#db.prepare(
+      "INSERT INTO kv (key, value, expires_at) VALUES " +
+        Array.from({ length: ROWS_PER_PUT }, () => "(?, ?, ?)").join(", ") +
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
     );
     this.#del = this.#db.prepare("DELETE FROM kv WHERE key = ?");
     this.#ring = new Ring(plan.rings[shard]);
@@ -181,10 +195,24 @@ class ShardWriter {
       try {
         db.exec("BEGIN");
         if (this.#cleared) db.exec("DELETE FROM kv");
+        const args = this.#args;
+        args.length = 0;
         this.#pending.forEach((key, value, expiresAt) => {
-          if (value === null) this.#del.run(key);
-          else this.#put.run(key, value, expiresAt);
+          if (value === null) {
+            this.#del.run(key);
+            return;
+          }
+          // Keys are unique in the table, so one statement may carry many rows.
+          args.push(key, value, expiresAt);
+          if (args.length === 3 * ROWS_PER_PUT) {
+            this.#putMany.run(...args);
+            args.length = 0;
+          }
         });
+        for (let i = 0; i < args.length; i += 3) {
+          this.#put.run(args[i], args[i + 1], args[i + 2]);
+        }
+        args.length = 0;
         db.exec("COMMIT");
       } catch (e) {
         try {
