@@ -1,9 +1,9 @@
 /**
- * What the auth checks add to a wire v1 frame's dispatch when auth is off:
- * the native codec's dispatch of a Get (CRC check, header reads, the call)
- * on a connection with no guard, against one with the open default user's
- * guard (what every KV connection has when no password is set), against
- * a restricted user's (the full gate: method and key pattern).
+ * What the auth gate adds to a wire v1 frame's dispatch: the native
+ * codec's dispatch of a Get (CRC check, header reads, the call), which is
+ * all a server with no password runs, against the gated codec of a server
+ * with passwords, for a user without limits and for one with limits (the
+ * full gate: method and key pattern, and the CRC twice).
  *
  * Run: `deno bench bench/micro/auth_gate_bench.ts`
  *
@@ -15,6 +15,7 @@ import { Guard } from "../../src/auth/guard.ts";
 import type { CallSite } from "../../src/server/codec.ts";
 import { Connection, type ConnectionOwner } from "../../src/server/connection.ts";
 import { nativeCodec } from "../../src/server/native_codec.ts";
+import { guardedNativeCodec } from "../../src/auth/wire_codec.ts";
 import { DEFAULT_LIMITS } from "../../src/server/limits.ts";
 import type { Transport } from "../../src/server/transport.ts";
 import { createStatsMemory, StatsBlock } from "../../src/stats/resources.ts";
@@ -44,7 +45,7 @@ const owner = {
 } as unknown as ConnectionOwner;
 const transport: Transport = {
   read: () => new Promise(() => {}),
-  write: async (p) => p.length,
+  write: (p) => Promise.resolve(p.length),
   close() {},
 };
 const info = { id: 1, ioWorker: 0, remote: "bench" };
@@ -55,18 +56,22 @@ const frame = encodeFrame(
 );
 
 const plain = new Connection(owner, transport, info, nativeCodec);
-const open = new Connection(owner, transport, info, nativeCodec);
-open.auth = new Guard(buildAuthConfig({}), stats).open(open);
-const limited = new Connection(owner, transport, info, nativeCodec);
-const guard = new Guard(buildAuthConfig({ acl: "user r on >pw ~app:* +@read" }), stats);
+const guard = new Guard(
+  buildAuthConfig({ acl: "user r on >pw ~app:* +@read\nuser a on >pw ~* +@all" }),
+  stats,
+);
+const admin = new Connection(owner, transport, info, guardedNativeCodec);
+admin.auth = guard.open(admin);
+admin.auth.succeed(guard.users.get("a")!);
+const limited = new Connection(owner, transport, info, guardedNativeCodec);
 limited.auth = guard.open(limited);
 limited.auth.succeed(guard.users.get("r")!);
 
 for (
   const [name, conn, baseline] of [
-    ["no guard (another service)", plain, true],
-    ["auth off: the open default user", open, false],
-    ["a user with limits (~app:* +@read)", limited, false],
+    ["no password: the plain codec", plain, true],
+    ["gated codec, a user without limits", admin, false],
+    ["gated codec, a user with limits (~app:* +@read)", limited, false],
   ] as const
 ) {
   Deno.bench({
