@@ -100,6 +100,11 @@ export class Guard {
   readonly failureDelayMs: number;
   /** Some user has a password: failures are worth a log line. */
   readonly guarded: boolean;
+  /**
+   * No connection can ever be restricted: the only user is the open default
+   * one. Such a server's wire v1 connections skip the gate altogether.
+   */
+  readonly wideOpen: boolean;
   readonly #stats: StatsBlock;
   #logWindowAt = 0;
   #logged = 0;
@@ -111,6 +116,8 @@ export class Guard {
     this.required = config.required;
     this.guarded = config.users.some((u) => u.hashes.length > 0);
     this.failureDelayMs = this.guarded ? config.failureDelayMs : 0;
+    const d = this.users.get(DEFAULT_USER);
+    this.wideOpen = this.users.size === 1 && d !== undefined && d.unrestricted && d.spec.nopass;
     this.#stats = stats;
   }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import tls from "node:tls";
+import type { TLSSocket } from "node:tls";
 import type { Transport } from "../server/transport.ts";
 
 /**
@@ -63,13 +63,13 @@ const MAX_BUFFERED = 256 * 1024;
 
 /** A `node:tls` socket as a {@link Transport}: reads pull from what arrived. */
 class NodeSocketTransport implements Transport {
-  readonly #sock: tls.TLSSocket;
+  readonly #sock: TLSSocket;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #ended = false;
   #waiter: { p: Uint8Array; done: (n: number | null) => void } | null = null;
 
-  constructor(sock: tls.TLSSocket) {
+  constructor(sock: TLSSocket) {
     this.#sock = sock;
     sock.on("data", (chunk: Uint8Array) => {
       this.#chunks.push(chunk);
@@ -147,13 +147,15 @@ class NodeSocketTransport implements Transport {
  * //   (transport, remote) => console.log("client", remote));
  * ```
  */
-export function listenClientAuth(
+export async function listenClientAuth(
   hostname: string,
   port: number,
   o: TlsOptions,
   reusePort: boolean,
   onConn: (transport: Transport, remote: string) => void,
 ): Promise<Closable & { port: number }> {
+  // Loaded only here: the node compatibility layer stays out of servers that never need it.
+  const tls = await import("node:tls");
   const server = tls.createServer({
     cert: o.cert,
     key: o.key,

@@ -78,6 +78,14 @@ export interface DispatcherOptions {
   endOfBatch: () => void;
   /** Most frames one turn of a connection runs: the prefetch batch's size. */
   framesPerTurn: number;
+  /** Answers a call no method takes (wire v1 `Auth` on an open server), or null: UNKNOWN_METHOD. */
+  fallback?: (
+    conn: Connection,
+    code: number,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+  ) => Outcome | null;
 }
 
 /** Routes calls to shards and brings their answers back. */
@@ -193,7 +201,8 @@ export class Dispatcher implements CallSite {
     }
     const m = this.service.methods[code];
     if (!m || (m.internal && !internal)) {
-      const o = errorOutcome(Status.UNKNOWN_METHOD, `Find method: no method has code ${code}`);
+      const o = (!m ? this.#o.fallback?.(conn, code, bytes, start, end) : null) ??
+        errorOutcome(Status.UNKNOWN_METHOD, `Find method: no method has code ${code}`);
       this.#finish(conn, sink, code, requestId, oneway, o);
       return;
     }

@@ -42,6 +42,7 @@ import {
 import { type ProxyMessage, ProxyTransport, type Transport } from "./transport.ts";
 import type { AuthConfig } from "../auth/acl.ts";
 import { Guard } from "../auth/guard.ts";
+import { guardedNativeCodec, wireAuthFallback } from "../auth/wire_codec.ts";
 import { type Closable, listenClientAuth, listenTls, type TlsOptions } from "../auth/tls.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
@@ -184,6 +185,7 @@ class IoWorker implements ConnectionOwner {
       maxBody: init.maxBody,
       endOfBatch: () => this.endOfBatch(),
       framesPerTurn: init.limits.framesPerTurn,
+      fallback: this.#guard === null ? undefined : wireAuthFallback,
     });
   }
 
@@ -238,7 +240,8 @@ class IoWorker implements ConnectionOwner {
     }
     const id = this.#nextConnId++;
     const info = { id, ioWorker: this.#index, remote };
-    const conn = new Connection(this, transport, info, CODECS[codec]);
+    const gated = codec === "native" && this.#guard !== null && !this.#guard.wideOpen;
+    const conn = new Connection(this, transport, info, gated ? guardedNativeCodec : CODECS[codec]);
     if (this.#guard !== null) conn.auth = this.#guard.open(conn);
     conn.codec.open(conn);
     this.#conns.set(id, conn);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD, HEADER_SIZE, KvMethod, Status } from "../protocol/constants.ts";
+import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../protocol/constants.ts";
 import { BAD_PREAMBLE, checkFrame, crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { Counter } from "../stats/resources.ts";
 import {
@@ -18,7 +18,6 @@ import {
 import type { Connection } from "./connection.ts";
 import type { RequestBatch } from "./service.ts";
 import { errorOutcome } from "./executor.ts";
-import { wireGate } from "../auth/guard.ts";
 
 /** Answers of native requests: wire v1 frames, written as they are. */
 export const nativeSink: ReplySink = {
@@ -100,11 +99,6 @@ export const nativeCodec: Codec = {
     const timeoutMs = readU32(buf, off + HeaderOffset.timeoutMs);
     const deadline = timeoutMs === 0 ? 0 : conn.readAt + timeoutMs;
     const bodyEnd = off + total - 4;
-    const auth = conn.auth;
-    if (auth !== null && (auth.restricted || code === KvMethod.Auth)) {
-      const refusal = wireGate(auth, code, buf, off + HEADER_SIZE, bodyEnd);
-      if (refusal !== null) return site.reject(conn, nativeSink, code, requestId, flags, refusal);
-    }
     site.call(
       conn,
       nativeSink,
