@@ -19,6 +19,7 @@ import {
   readSlowlog,
   STATUS_SLOTS,
 } from "./recorder.ts";
+import type { PersistStatus } from "../persist/manager.ts";
 
 /** What a scrape reads. */
 export interface MetricsSource {
@@ -36,6 +37,8 @@ export interface MetricsSource {
   maxConnections: number;
   /** True once a shutdown began. */
   draining(): boolean;
+  /** Where persistence stands; absent or null with `--persist off`. */
+  persistence?: () => PersistStatus | null;
 }
 
 /** Escapes a label value for the text format. */
@@ -119,6 +122,27 @@ export function renderMetrics(src: MetricsSource): string {
   o.sample("evkv_uptime_seconds", {}, (now - src.startedAt) / 1000);
   o.family("evkv_draining", "gauge", "1 while the server drains for a shutdown.");
   o.sample("evkv_draining", {}, src.draining() ? 1 : 0);
+  const persisted = src.persistence?.() ?? null;
+  if (persisted !== null) {
+    o.family(
+      "evkv_persistence_pending_changes",
+      "gauge",
+      "Changes acknowledged but not yet committed to disk (what a crash could lose).",
+    );
+    o.sample("evkv_persistence_pending_changes", {}, persisted.pendingChanges);
+    o.family(
+      "evkv_persistence_last_commit_timestamp_seconds",
+      "gauge",
+      "Unix time of the oldest shard's last successful commit.",
+    );
+    o.sample("evkv_persistence_last_commit_timestamp_seconds", {}, persisted.lastCommitSeconds);
+    o.family(
+      "evkv_persistence_failing_shards",
+      "gauge",
+      "Shards whose last commit failed; they refuse writes.",
+    );
+    o.sample("evkv_persistence_failing_shards", {}, persisted.failingShards);
+  }
 
   // Requests by method and status (wire v1), by command and outcome (RESP).
   const totals = readRequestTotals(src.ops);

@@ -6,6 +6,7 @@
  * @module
  */
 import type { StatsSnapshot } from "../stats/resources.ts";
+import type { PersistStatus } from "../persist/manager.ts";
 import type { Service } from "../server/service.ts";
 import { respCommandNames } from "./command_index.ts";
 import { BurstLog, Logger } from "./log.ts";
@@ -36,6 +37,8 @@ export interface OpsContext {
   startedAt: number;
   /** The connection cap. */
   maxConnections: number;
+  /** Where persistence stands (null when off), for the metrics. */
+  persistence?: () => PersistStatus | null;
 }
 
 /** The running operations side. */
@@ -142,6 +145,7 @@ export async function startOps(
       startedAt: ctx.startedAt,
       maxConnections: ctx.maxConnections,
       draining: () => rt.draining,
+      persistence: ctx.persistence,
     }, { hostname: options.metricsHost ?? "127.0.0.1", port: options.metricsPort });
     rt.metricsPort = metrics.port;
   }

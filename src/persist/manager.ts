@@ -53,6 +53,15 @@ export interface PersistStatus {
   loadedKeys: number[];
   /** Time each shard's load took, in ms. */
   loadMs: number[];
+  /**
+   * Changes acknowledged but not yet committed to disk, summed over the
+   * shards: what a crash could lose under `everysec`.
+   */
+  pendingChanges: number;
+  /** Unix time in seconds of the oldest shard's last successful commit (0: none yet). */
+  lastCommitSeconds: number;
+  /** Shards whose last commit failed (full disk, say); they refuse writes. */
+  failingShards: number;
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url);
@@ -148,11 +157,18 @@ export class Persistence {
     const words = new Int32Array(this.plan.words);
     const per = (w: number) =>
       Array.from({ length: this.plan.shards }, (_, s) => Atomics.load(words, shardBase(s) + w));
+    // Free-running int32 sequence numbers: compare by wrapping subtraction.
+    const pushed = per(Word.pushed);
+    const committed = per(Word.committed);
+    const lastSave = per(Word.lastSave);
     return {
       mode: this.plan.mode,
       dataDir: this.plan.dataDir,
       loadedKeys: per(Word.loadedKeys),
       loadMs: per(Word.loadMs),
+      pendingChanges: pushed.reduce((n, p, s) => n + ((p - committed[s]) | 0), 0),
+      lastCommitSeconds: lastSave.length > 0 ? Math.min(...lastSave) : 0,
+      failingShards: per(Word.failing).filter((f) => f !== 0).length,
     };
   }
 }
@@ -167,7 +183,9 @@ export class Persistence {
  * // "evkv: loaded 5 keys from data in 5 ms (persist always, 2 shard files)"
  * ```
  */
-export function loadLine(s: PersistStatus): string {
+export function loadLine(
+  s: Pick<PersistStatus, "mode" | "dataDir" | "loadedKeys" | "loadMs">,
+): string {
   const keys = s.loadedKeys.reduce((a, b) => a + b, 0);
   return `evkv: loaded ${keys} keys from ${s.dataDir} in ${Math.max(...s.loadMs)} ms ` +
     `(persist ${s.mode}, ${s.loadedKeys.length} shard files)`;

@@ -218,6 +218,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     serviceUrl,
     startedAt: plan.startedAt,
     maxConnections: limits.maxConnections,
+    persistence: () => persistence?.status() ?? null,
   });
   const log = opsRt.log;
   const serviceOptions = options.serviceOptions ?? {};
