@@ -171,7 +171,7 @@ Deno.test("deno task serve exits 1 and names the kinds when its drain times out 
   let seen = "";
   while (!/listening on [^:]+:(\d+)/.test(seen)) {
     const { value, done } = await reader.read();
-    assert.ok(!done, `server exited before listening: ${seen}`);
+    if (done) assert.fail(`server exited before listening: ${seen}${await stderr}`);
     seen += value;
   }
   const stdout = (async () => {

@@ -69,7 +69,8 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   const persisted = server.persistence();
-  if (persisted) log.info(loadLine(persisted));
+  // loadLine is a whole "evkv: ..." line; the logger adds its own prefix.
+  if (persisted) log.info(loadLine(persisted).replace(/^evkv: /, ""));
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
   const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;
