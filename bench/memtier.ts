@@ -152,6 +152,9 @@ async function startEvkv(
       "0",
       "--resp-port",
       "0",
+      // Memory only, as redis-server runs here (no save, no appendonly).
+      "--persist",
+      "off",
       ...mode,
     ],
     cwd: ROOT,

@@ -40,6 +40,20 @@ const LOAD = {
   valueSize: 100,
 };
 
+/**
+ * `--persist off` for a checkout that has persistence (it persists by
+ * default, which this comparison is not about); nothing for an older
+ * baseline, which would refuse the flag.
+ */
+function memoryOnly(cli: string): string[] {
+  try {
+    Deno.statSync(new URL("../persist", new URL(`file://${cli}`)));
+    return ["--persist", "off"];
+  } catch {
+    return [];
+  }
+}
+
 async function start(t: Target): Promise<Running> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -50,6 +64,7 @@ async function start(t: Target): Promise<Running> {
       t.script,
       "--port",
       "0",
+      ...memoryOnly(t.script),
       ...SERVER,
       ...t.args,
     ],

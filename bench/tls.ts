@@ -103,6 +103,20 @@ export function removeBenchCerts(c: BenchCerts): void {
   sh(`rm -rf '${c.dir}'`);
 }
 
+/**
+ * `--persist off` for a checkout that has persistence (it persists by
+ * default, which this comparison is not about); nothing for an older
+ * baseline, which would refuse the flag.
+ */
+function memoryOnly(root: string): string[] {
+  try {
+    Deno.statSync(`${root.replace(/\/$/, "")}/src/persist`);
+    return ["--persist", "off"];
+  } catch {
+    return [];
+  }
+}
+
 async function startServer(side: Side): Promise<{ child: Deno.ChildProcess; port: number }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -117,6 +131,7 @@ async function startServer(side: Side): Promise<{ child: Deno.ChildProcess; port
       "inline",
       "--io-threads",
       "1",
+      ...memoryOnly(side.root),
       ...side.args,
     ],
     stdout: "piped",
