@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { encodeFrame, KvMethod, pb } from "../../mod.ts";
+import { KvMethod, pb } from "../../mod.ts";
+import { encodeFrame } from "../../src/protocol/frame.ts";
 import { buildAuthConfig } from "../../src/auth/acl.ts";
 import { Guard } from "../../src/auth/guard.ts";
 import type { CallSite } from "../../src/server/codec.ts";
