@@ -30,7 +30,7 @@ export {
   type ServeOptions,
   type Server,
   type ShutdownReport,
-} from "./src/server/server.ts";
+} from "./src/server/main/server.ts";
 export {
   type BodyReader,
   type BodyWriter,
@@ -55,7 +55,12 @@ export {
   receiveBytesFor,
   SMALL_REPLY_BYTES,
 } from "./src/server/limits.ts";
-export { parseServeFlags, parseSize, SERVE_USAGE, type ServeFlags } from "./src/server/config.ts";
+export {
+  parseServeFlags,
+  parseSize,
+  SERVE_USAGE,
+  type ServeFlags,
+} from "./src/server/main/config.ts";
 // Persistence: options, status, errors, online backup.
 export type { PersistOptions, PersistStatus } from "./src/persist/manager.ts";
 export type { PersistMode } from "./src/persist/plan.ts";

@@ -14,8 +14,8 @@
  */
 import { KvMethod, Status } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
-import type { Connection } from "../server/connection.ts";
-import { errorOutcome, Outcome } from "../server/executor.ts";
+import type { Connection } from "../server/io/connection.ts";
+import { errorOutcome, Outcome } from "../server/shard/executor.ts";
 import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
 import { type AuthConfig, DEFAULT_USER, type UserSpec } from "./acl.ts";
 import { COMMAND_INDEX, COMMAND_TABLE, WIRE_COMMANDS, WIRE_NAMES } from "./commands.ts";

@@ -6,7 +6,7 @@
  */
 import type { Codec } from "./codec.ts";
 import { nativeCodec } from "./native_codec.ts";
-import { respCodec } from "../resp/codec.ts";
+import { respCodec } from "../../resp/codec.ts";
 
 /** Codecs by name. */
 export const CODECS = {

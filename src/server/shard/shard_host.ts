@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD } from "../protocol/constants.ts";
-import { Res, type StatsBlock } from "../stats/resources.ts";
-import { Status } from "../protocol/constants.ts";
+import { Flags, FRAME_OVERHEAD } from "../../protocol/constants.ts";
+import { Res, type StatsBlock } from "../../stats/resources.ts";
+import { Status } from "../../protocol/constants.ts";
 import {
   countError,
   errorOutcome,
@@ -17,8 +17,8 @@ import {
   type Outcome,
   writeReplyFrame,
 } from "./executor.ts";
-import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
-import { Ring } from "./ring.ts";
+import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "../channel/records.ts";
+import { Ring } from "../channel/ring.ts";
 
 /** What to do when an IO worker's reply ring is full. */
 export type FullPolicy = "block" | "queue";

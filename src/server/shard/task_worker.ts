@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { bindPersistence, durabilityGate, kickPersistence } from "../persist/journal.ts";
-import { snapshot, StatsBlock } from "../stats/resources.ts";
+import { bindPersistence, durabilityGate, kickPersistence } from "../../persist/journal.ts";
+import { snapshot, StatsBlock } from "../../stats/resources.ts";
 import { Executor } from "./executor.ts";
-import type { Service, ServiceOptions } from "./service.ts";
+import type { Service, ServiceOptions } from "../service.ts";
 import { ShardHost } from "./shard_host.ts";
 import {
   Control,
@@ -21,7 +21,7 @@ import {
   threadIndex,
   wake,
   wakeWord,
-} from "./topology.ts";
+} from "../topology.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
 const scope = globalThis as unknown as {

@@ -7,19 +7,19 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../protocol/constants.ts";
-import { HeaderOffset, readU32 } from "../protocol/frame.ts";
-import { type CallerFootprint, Counter, Res, type StatsBlock } from "../stats/resources.ts";
+import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../../protocol/constants.ts";
+import { HeaderOffset, readU32 } from "../../protocol/frame.ts";
+import { type CallerFootprint, Counter, Res, type StatsBlock } from "../../stats/resources.ts";
 import type { CallSite, ReplySink } from "./codec.ts";
 import type { Connection } from "./connection.ts";
-import { countError, errorOutcome, Outcome } from "./executor.ts";
-import { Fifo } from "./fifo.ts";
-import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
-import { Ring } from "./ring.ts";
-import { type Method, RequestBatch, type Service } from "./service.ts";
-import type { ShardHost } from "./shard_host.ts";
+import { countError, errorOutcome, Outcome } from "../shard/executor.ts";
+import { Fifo } from "../channel/fifo.ts";
+import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "../channel/records.ts";
+import { Ring } from "../channel/ring.ts";
+import { type Method, RequestBatch, type Service } from "../service.ts";
+import type { ShardHost } from "../shard/shard_host.ts";
 import { nativeSink } from "./native_codec.ts";
-import { recorder } from "../ops/recorder.ts";
+import { recorder } from "../../ops/recorder.ts";
 
 /** A reply a shard owes, in the order the shard will send them. */
 interface Owed {

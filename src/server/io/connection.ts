@@ -6,13 +6,13 @@
  *
  * @module
  */
-import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
+import { Counter, Res, type StatsBlock } from "../../stats/resources.ts";
 import { type CallSite, CLOSE_AFTER_REPLY, type Codec } from "./codec.ts";
-import { type Outcome, replyFrameSize, writeReplyFrame } from "./executor.ts";
-import type { ConnectionInfo } from "./service.ts";
-import { type Limits, receiveBytesFor, SMALL_REPLY_BYTES } from "./limits.ts";
+import { type Outcome, replyFrameSize, writeReplyFrame } from "../shard/executor.ts";
+import type { ConnectionInfo } from "../service.ts";
+import { type Limits, receiveBytesFor, SMALL_REPLY_BYTES } from "../limits.ts";
 import type { Transport } from "./transport.ts";
-import type { ConnAuth } from "../auth/guard.ts";
+import type { ConnAuth } from "../../auth/guard.ts";
 import { setImmediate } from "node:timers";
 
 /** Receive buffer size a connection starts with and shrinks back to. */

@@ -13,10 +13,10 @@ import {
   REPLY_SLACK,
   Status,
   STATUS_NAMES,
-} from "../protocol/constants.ts";
-import { crc32Of } from "../protocol/crc32.ts";
-import { writeHeader, writeU32 } from "../protocol/frame.ts";
-import { encodeError } from "../protocol/messages.ts";
+} from "../../protocol/constants.ts";
+import { crc32Of } from "../../protocol/crc32.ts";
+import { writeHeader, writeU32 } from "../../protocol/frame.ts";
+import { encodeError } from "../../protocol/messages.ts";
 import {
   type CallerFootprint,
   Counter,
@@ -24,7 +24,7 @@ import {
   type StatsBlock,
   type StatsSnapshot,
   withoutCaller,
-} from "../stats/resources.ts";
+} from "../../stats/resources.ts";
 import {
   type BodyWriter,
   type HandlerContext,
@@ -33,7 +33,7 @@ import {
   type Service,
   ServiceError,
   type ServiceOptions,
-} from "./service.ts";
+} from "../service.ts";
 
 /**
  * What protobufjs's Writer is inside: a list of write operations whose total

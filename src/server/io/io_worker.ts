@@ -8,26 +8,26 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { Flags, Status } from "../protocol/constants.ts";
-import { encodeFrame } from "../protocol/frame.ts";
-import { encodeError } from "../protocol/messages.ts";
+import { Flags, Status } from "../../protocol/constants.ts";
+import { encodeFrame } from "../../protocol/frame.ts";
+import { encodeError } from "../../protocol/messages.ts";
 import {
   awaitDurable,
   bindPersistence,
   durabilityGate,
   kickPersistence,
-} from "../persist/journal.ts";
-import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
-import { type OpsMemory, recorder } from "../ops/recorder.ts";
+} from "../../persist/journal.ts";
+import { Counter, Res, snapshot, StatsBlock } from "../../stats/resources.ts";
+import { type OpsMemory, recorder } from "../../ops/recorder.ts";
 import { type CodecName, CODECS } from "./codecs.ts";
 import { ClientMemoryGuard } from "./client_memory.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { Executor } from "./executor.ts";
-import type { Limits } from "./limits.ts";
-import type { Service, ServiceOptions } from "./service.ts";
-import { ShardHost } from "./shard_host.ts";
-import { beatMs } from "./watchdog.ts";
+import { Executor } from "../shard/executor.ts";
+import type { Limits } from "../limits.ts";
+import type { Service, ServiceOptions } from "../service.ts";
+import { ShardHost } from "../shard/shard_host.ts";
+import { beatMs } from "../main/watchdog.ts";
 import {
   Control,
   openRing,
@@ -38,12 +38,12 @@ import {
   threadIndex,
   wake,
   wakeWord,
-} from "./topology.ts";
+} from "../topology.ts";
 import { type ProxyMessage, ProxyTransport, type Transport } from "./transport.ts";
-import type { AuthConfig } from "../auth/acl.ts";
-import { Guard } from "../auth/guard.ts";
-import { guardedNativeCodec, wireAuthFallback } from "../auth/wire_codec.ts";
-import { type Closable, listenClientAuth, listenTls, type TlsOptions } from "../auth/tls.ts";
+import type { AuthConfig } from "../../auth/acl.ts";
+import { Guard } from "../../auth/guard.ts";
+import { guardedNativeCodec, wireAuthFallback } from "../../auth/wire_codec.ts";
+import { type Closable, listenClientAuth, listenTls, type TlsOptions } from "../../auth/tls.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
 const scope = globalThis as unknown as {

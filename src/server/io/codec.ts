@@ -7,9 +7,9 @@
  * @module
  */
 import type { Connection } from "./connection.ts";
-import type { Outcome } from "./executor.ts";
-import type { RequestBatch, Service } from "./service.ts";
-import type { StatsBlock } from "../stats/resources.ts";
+import type { Outcome } from "../shard/executor.ts";
+import type { RequestBatch, Service } from "../service.ts";
+import type { StatsBlock } from "../../stats/resources.ts";
 
 /** Where the answer to one call goes. */
 export interface ReplySink {
