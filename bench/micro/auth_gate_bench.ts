@@ -13,7 +13,7 @@ import { KvMethod, pb } from "../../mod.ts";
 import { encodeFrame } from "../../src/protocol/frame.ts";
 import { buildAuthConfig } from "../../src/auth/acl.ts";
 import { Guard } from "../../src/auth/guard.ts";
-import type { CallSite } from "../../src/server/io/codec.ts";
+import type { CallSite } from "../../src/server/io/connection.ts";
 import { Connection, type ConnectionOwner } from "../../src/server/io/connection.ts";
 import { nativeCodec } from "../../src/server/io/native_codec.ts";
 import { guardedNativeCodec } from "../../src/auth/wire_codec.ts";

@@ -10,9 +10,9 @@
  *
  * @module
  */
-import type { CallSite, Codec } from "../server/io/codec.ts";
+import type { CallSite, Codec } from "../server/io/connection.ts";
 import type { RequestBatch } from "../server/service.ts";
-import { CLOSE_AFTER_REPLY } from "../server/io/codec.ts";
+import { CLOSE_AFTER_REPLY } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import {
   type Command,

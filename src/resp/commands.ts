@@ -16,7 +16,7 @@
  * @module
  */
 import { Status } from "../protocol/constants.ts";
-import type { CallSite } from "../server/io/codec.ts";
+import type { CallSite } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import {
   client,

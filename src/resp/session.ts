@@ -13,7 +13,7 @@
 import { HEADER_SIZE, Status } from "../protocol/constants.ts";
 import { HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { pb } from "../protocol/messages.ts";
-import type { CallSite, ReplySink } from "../server/io/codec.ts";
+import type { CallSite, ReplySink } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import type { Outcome } from "../server/shard/executor.ts";
 import type { MessageType } from "../server/service.ts";

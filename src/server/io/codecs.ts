@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Codec } from "./codec.ts";
+import type { Codec } from "./connection.ts";
 import { nativeCodec } from "./native_codec.ts";
 import { respCodec } from "../../resp/codec.ts";
 

@@ -10,7 +10,7 @@
 import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../../protocol/constants.ts";
 import { HeaderOffset, readU32 } from "../../protocol/frame.ts";
 import { type CallerFootprint, Counter, Res, type StatsBlock } from "../../stats/resources.ts";
-import type { CallSite, ReplySink } from "./codec.ts";
+import type { CallSite, ReplySink } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import { countError, errorOutcome, Outcome } from "../shard/executor.ts";
 import { Fifo } from "../channel/fifo.ts";

@@ -20,7 +20,7 @@ import {
   CLOSE_NOW,
   type Codec,
   type ReplySink,
-} from "./codec.ts";
+} from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import type { RequestBatch } from "../service.ts";
 import { errorOutcome } from "../shard/executor.ts";
