@@ -386,3 +386,6 @@ function renameAcross(
 function encodeInt(n: number): Uint8Array {
   return new TextEncoder().encode(`:${n}\r\n`);
 }
+
+/** The module's codec, for IO workers that load it by URL (see server/io/codecs.ts). */
+export default respCodec;

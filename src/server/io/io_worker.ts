@@ -19,9 +19,9 @@ import {
 } from "../../persist/journal.ts";
 import { Counter, Res, snapshot, StatsBlock } from "../../stats/resources.ts";
 import { type OpsMemory, recorder } from "../../ops/recorder.ts";
-import { type CodecName, CODECS } from "./codecs.ts";
+import { type CodecName, loadCodecs } from "./codecs.ts";
 import { ClientMemoryGuard } from "./client_memory.ts";
-import { Connection, type ConnectionOwner } from "./connection.ts";
+import { type Codec, Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { Executor } from "../shard/executor.ts";
 import type { Limits } from "../limits.ts";
@@ -79,6 +79,8 @@ export interface IoWorkerInit {
   generation: number;
   /** Listen here with SO_REUSEPORT; empty when the main thread accepts. */
   listen: ListenSpec[];
+  /** Codecs beyond wire v1, by name: module URLs whose default export is the codec. */
+  codecUrls: Record<CodecName, string>;
   /** Users and passwords; absent: no guard (no Auth method, no checks). */
   auth?: AuthConfig;
   /** Listen with TLS only. */
@@ -127,8 +129,10 @@ class IoWorker implements ConnectionOwner {
   #drainReported = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #clientMemory: ClientMemoryGuard;
+  readonly #codecs: Record<CodecName, Codec>;
 
-  constructor(init: IoWorkerInit, service: Service<unknown>) {
+  constructor(init: IoWorkerInit, service: Service<unknown>, codecs: Record<CodecName, Codec>) {
+    this.#codecs = codecs;
     const plan = init.plan;
     this.#plan = plan;
     this.#index = init.index;
@@ -241,7 +245,12 @@ class IoWorker implements ConnectionOwner {
     const id = this.#nextConnId++;
     const info = { id, ioWorker: this.#index, remote };
     const gated = codec === "native" && this.#guard !== null && !this.#guard.wideOpen;
-    const conn = new Connection(this, transport, info, gated ? guardedNativeCodec : CODECS[codec]);
+    const conn = new Connection(
+      this,
+      transport,
+      info,
+      gated ? guardedNativeCodec : this.#codecs[codec],
+    );
     if (this.#guard !== null) conn.auth = this.#guard.open(conn);
     conn.codec.open(conn);
     this.#conns.set(id, conn);
@@ -481,7 +490,7 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   const msg = e.data;
   if (!("type" in msg)) {
     const service = (await import(msg.serviceUrl)).default as Service<unknown>;
-    worker = new IoWorker(msg, service);
+    worker = new IoWorker(msg, service, await loadCodecs(msg.codecUrls));
     const ports = [];
     for (const spec of msg.listen) ports.push(await worker.listen(spec));
     worker.pump();

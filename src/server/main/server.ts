@@ -143,6 +143,8 @@ export interface Server {
 
 /** The KV service's module, the default service. */
 const KV_URL = String(new URL("../../kv/service.ts", import.meta.url));
+/** The RESP door's codec, for `respPort`: loaded by the IO workers, imported by nothing here. */
+const RESP_CODEC_URL = String(new URL("../../resp/codec.ts", import.meta.url));
 
 const cores = () => Math.max(1, navigator.hardwareConcurrency || 1);
 
@@ -266,6 +268,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     listen: accept === "reuseport"
       ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
       : [],
+    codecUrls: options.respPort === undefined ? {} : { resp: RESP_CODEC_URL },
     // The guard's method table is the KV service's: another service gets one only when asked.
     auth: serviceUrl === KV_URL || options.auth !== undefined ? auth : undefined,
     tls,
