@@ -16,6 +16,7 @@ import { countError, errorOutcome, Outcome } from "../shard/executor.ts";
 import { Fifo } from "../channel/fifo.ts";
 import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "../channel/records.ts";
 import { Ring } from "../channel/ring.ts";
+import { Wakes } from "../channel/wakes.ts";
 import { type Method, RequestBatch, type Service } from "../service.ts";
 import type { ShardHost } from "../shard/shard_host.ts";
 import { nativeSink } from "./native_codec.ts";
@@ -101,8 +102,8 @@ export class Dispatcher implements CallSite {
   #inflight = 0;
   /** Connections waiting for #inflight to fall below the cap. */
   readonly #waiting = new Set<Connection>();
-  /** Shards pushed to in this batch, woken once at its end. */
-  readonly #touched = new Set<number>();
+  /** Shards pushed to in this batch, woken once at its end; the owner sets how. */
+  readonly wakes: Wakes = new Wakes();
   /**
    * owed[shard]: calls pushed to that shard whose replies have not come
    * back. A shard answers its ring in order, so the head is always the next
@@ -154,11 +155,6 @@ export class Dispatcher implements CallSite {
   /** True while shards still owe replies or fan-outs are open. */
   get busy(): boolean {
     return this.#awaiting > 0 || this.#fanouts.size > 0;
-  }
-
-  /** Shards that got calls since the last call; the caller wakes them. */
-  takeTouched(): Set<number> {
-    return this.#touched;
   }
 
   // --- CallSite ------------------------------------------------------------
@@ -302,7 +298,7 @@ export class Dispatcher implements CallSite {
     if (fanout === 0) conn.releasePacket();
     this.stats.alloc(Res.ring_slot, Ring.recordSize(REQUEST_HEADER + body.length));
     ring.commit();
-    this.#touched.add(shard);
+    this.wakes.touch(shard);
     if (wantReply) {
       const at = conn.arrivedAt;
       this.#owed[shard].push({ conn, sink, requestId, code, fanout, bytes: body.length, at });

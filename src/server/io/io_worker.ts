@@ -11,22 +11,17 @@ import { setImmediate } from "node:timers";
 import { Flags, Status } from "../../protocol/constants.ts";
 import { encodeFrame } from "../../protocol/frame.ts";
 import { encodeError } from "../../protocol/messages.ts";
-import {
-  awaitDurable,
-  bindPersistence,
-  durabilityGate,
-  kickPersistence,
-} from "../../persist/journal.ts";
-import { Counter, Res, snapshot, StatsBlock } from "../../stats/resources.ts";
+import { awaitDurable, kickPersistence } from "../../persist/journal.ts";
+import { Counter, Res, StatsBlock } from "../../stats/resources.ts";
 import { type OpsMemory, recorder } from "../../ops/recorder.ts";
 import { type CodecName, loadCodecs } from "./codecs.ts";
 import { ClientMemoryGuard } from "./client_memory.ts";
 import { type Codec, Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { Executor } from "../shard/executor.ts";
 import type { Limits } from "../limits.ts";
 import type { Service, ServiceOptions } from "../service.ts";
-import { ShardHost } from "../shard/shard_host.ts";
+import type { ShardHost } from "../shard/shard_host.ts";
+import { hostShard } from "../shard/host_shard.ts";
 import { beatMs } from "../main/watchdog.ts";
 import {
   Control,
@@ -154,25 +149,15 @@ class IoWorker implements ConnectionOwner {
     // Not reset on a restart: the metrics are monotonic counters.
     recorder.bind(init.ops, init.index);
     if (plan.layout.mode === "inline") {
-      bindPersistence(plan.persist);
-      const exec = new Executor(
-        service,
+      this.#host = hostShard(
+        plan,
         init.index,
-        shards,
+        service,
         init.maxBody,
-        () => snapshot(plan.stats),
-        plan.startedAt,
         init.serviceOptions,
-      );
-      this.#host = new ShardHost(
-        exec,
         this.stats,
-        plan.requestRings.map((row) => openRing(row[init.index])),
-        plan.replyRings[init.index].map(openRing),
         "queue",
       );
-      this.#host.wakeNow = (io) => wake(this.#control, threadIndex(plan.layout, "io", io));
-      this.#host.durability = durabilityGate(init.index);
     } else {
       this.#host = null;
     }
@@ -191,6 +176,9 @@ class IoWorker implements ConnectionOwner {
       framesPerTurn: init.limits.framesPerTurn,
       fallback: this.#guard === null ? undefined : wireAuthFallback,
     });
+    const layout = plan.layout;
+    const control = this.#control;
+    this.site.wakes.notify = (s) => wake(control, shardThread(layout, s));
   }
 
   // --- accepting -----------------------------------------------------------
@@ -360,12 +348,7 @@ class IoWorker implements ConnectionOwner {
 
   /** Ends a batch: wakes the shards that got calls, writes the replies. */
   endOfBatch(): void {
-    const touched = this.site.takeTouched();
-    if (touched.size > 0) {
-      const layout = this.#plan.layout;
-      for (const s of touched) wake(this.#control, shardThread(layout, s));
-      touched.clear();
-    }
+    this.site.wakes.flush();
     if (this.#host) {
       // Under --persist always, no reply of this batch leaves before its write is committed.
       kickPersistence();
@@ -400,9 +383,7 @@ class IoWorker implements ConnectionOwner {
       let done = this.site.drainReplies();
       if (this.#host) {
         done += await this.#host.drain();
-        const touched = this.#host.takeTouched();
-        for (const io of touched) wake(control, threadIndex(this.#plan.layout, "io", io));
-        touched.clear();
+        this.#host.wakes.flush();
       }
       this.endOfBatch();
       if (done > 0 || Atomics.load(control, word) !== seen) {

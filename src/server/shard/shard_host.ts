@@ -19,6 +19,7 @@ import {
 } from "./executor.ts";
 import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "../channel/records.ts";
 import { Ring } from "../channel/ring.ts";
+import { Wakes } from "../channel/wakes.ts";
 
 /** What to do when an IO worker's reply ring is full. */
 export type FullPolicy = "block" | "queue";
@@ -55,8 +56,8 @@ export class ShardHost<State> {
   readonly #requests: (Ring | null)[];
   readonly #replies: (Ring | null)[];
   readonly #policy: FullPolicy;
-  /** IO workers that got replies since the last wake-up, to wake once per batch. */
-  readonly #touched: Set<number> = new Set();
+  /** IO workers that got replies since the last wake-up, to wake once per batch; the owner sets how. */
+  readonly wakes: Wakes = new Wakes();
   /** Replies waiting for room in a full ring (policy "queue" only). */
   #parked: Parked[] = [];
   /** Reused footprint of ring-delivered requests (they hold a task). */
@@ -111,11 +112,6 @@ export class ShardHost<State> {
       if (ring) done += await this.#drainRing(io, ring);
     }
     return done;
-  }
-
-  /** IO workers that were sent replies since the last call. */
-  takeTouched(): Set<number> {
-    return this.#touched;
   }
 
   async #drainRing(io: number, ring: Ring): Promise<number> {
@@ -209,7 +205,7 @@ export class ShardHost<State> {
       }
       // The IO worker never blocks, so it will drain: wake it and nap.
       // Waiting on it is not being stuck (its own heartbeat says if it is).
-      this.#wakeTouchedNow(reply.io);
+      this.wakes.now(reply.io);
       Atomics.wait(this.#nap, 0, 0, 1);
       this.progress();
     }
@@ -234,14 +230,6 @@ export class ShardHost<State> {
   /** Set by the owner: called as requests finish, for the watchdog. */
   progress: () => void = () => {};
 
-  /** Set by the owner: wakes IO worker `io` right away. */
-  wakeNow: (io: number) => void = () => {};
-
-  #wakeTouchedNow(io: number): void {
-    this.#touched.delete(io);
-    this.wakeNow(io);
-  }
-
   /**
    * Reserves and writes `reply` in its IO worker's ring and returns the ring
    * for the caller to commit, or null when the ring is full.
@@ -261,7 +249,7 @@ export class ShardHost<State> {
     // Counted before publishing: the consumer frees the slot on its side.
     this.#stats.alloc(Res.ring_slot, Ring.recordSize(REPLY_HEADER + frameLen));
     this.#stats.free(Res.out_packet, frameLen);
-    this.#touched.add(io);
+    this.wakes.touch(io);
     return ring;
   }
 
