@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { pb } from "../mod.ts";
-import { Outcome, writeReplyFrame } from "../src/server/shard/executor.ts";
+import { Outcome, writeReplyFrame } from "../src/server/outcome.ts";
 import { decodeHeader } from "../src/protocol/frame.ts";
 import type { BodyWriter } from "../mod.ts";
 import { crc32 } from "../src/protocol/crc32.ts";

@@ -14,7 +14,7 @@
  */
 import { KvMethod, Status } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
-import { errorOutcome, Outcome } from "../server/shard/executor.ts";
+import { errorOutcome, Outcome } from "../server/outcome.ts";
 import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
 import { type AuthConfig, DEFAULT_USER, type UserSpec } from "./acl.ts";
 import { COMMAND_INDEX, COMMAND_TABLE, WIRE_COMMANDS, WIRE_NAMES } from "./commands.ts";

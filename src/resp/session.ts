@@ -15,7 +15,7 @@ import { HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { pb } from "../protocol/messages.ts";
 import type { CallSite, ReplySink } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
-import type { Outcome } from "../server/shard/executor.ts";
+import type { Outcome } from "../server/outcome.ts";
 import type { MessageType } from "../server/service.ts";
 import { ArgSpans } from "./frame.ts";
 import { errorBytes } from "./out.ts";

@@ -13,7 +13,7 @@
  * @module
  */
 import { Counter, Res, type StatsBlock } from "../../stats/resources.ts";
-import { type Outcome, replyFrameSize, writeReplyFrame } from "../shard/executor.ts";
+import { type Outcome, replyFrameSize, writeReplyFrame } from "../outcome.ts";
 import type { ConnectionInfo, RequestBatch, Service } from "../service.ts";
 import { type Limits, receiveBytesFor, SMALL_REPLY_BYTES } from "../limits.ts";
 import type { Transport } from "./transport.ts";

@@ -12,7 +12,7 @@ import { HeaderOffset, readU32 } from "../../protocol/frame.ts";
 import { type CallerFootprint, Counter, Res, type StatsBlock } from "../../stats/resources.ts";
 import type { CallSite, ReplySink } from "./connection.ts";
 import type { Connection } from "./connection.ts";
-import { countError, errorOutcome, Outcome } from "../shard/executor.ts";
+import { countError, errorOutcome, Outcome } from "../outcome.ts";
 import { Fifo } from "../channel/fifo.ts";
 import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "../channel/records.ts";
 import { Ring } from "../channel/ring.ts";

@@ -23,7 +23,7 @@ import {
 } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import type { RequestBatch } from "../service.ts";
-import { errorOutcome } from "../shard/executor.ts";
+import { errorOutcome } from "../outcome.ts";
 
 /** Answers of native requests: wire v1 frames, written as they are. */
 export const nativeSink: ReplySink = {

@@ -10,13 +10,8 @@
 import { Flags, FRAME_OVERHEAD } from "../../protocol/constants.ts";
 import { Res, type StatsBlock } from "../../stats/resources.ts";
 import { Status } from "../../protocol/constants.ts";
-import {
-  countError,
-  errorOutcome,
-  type Executor,
-  type Outcome,
-  writeReplyFrame,
-} from "./executor.ts";
+import type { Executor } from "./executor.ts";
+import { countError, errorOutcome, type Outcome, writeReplyFrame } from "../outcome.ts";
 import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "../channel/records.ts";
 import { Ring } from "../channel/ring.ts";
 import { Wakes } from "../channel/wakes.ts";
