@@ -14,7 +14,7 @@ import type { CallSite, ReplySink } from "./connection.ts";
 import type { Connection } from "./connection.ts";
 import { countError, errorOutcome, Outcome } from "../outcome.ts";
 import { Fifo } from "../channel/fifo.ts";
-import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "../channel/records.ts";
+import { replyFrame, replyGeneration, REQUEST_HEADER, writeRequest } from "../channel/records.ts";
 import { Ring } from "../channel/ring.ts";
 import { Wakes } from "../channel/wakes.ts";
 import { type Method, RequestBatch, type Service } from "../service.ts";
@@ -284,17 +284,21 @@ export class Dispatcher implements CallSite {
     const ring = this.#o.requests[shard]!;
     const off = ring.reserve(REQUEST_HEADER + body.length);
     if (off < 0) return false;
-    const w = off >>> 2;
-    const u32 = ring.u32;
-    u32[w + Req.conn] = conn.info.id;
-    u32[w + Req.receiveBytes] = conn.receiveBytes;
-    u32[w + Req.requestId] = requestId;
-    u32[w + Req.codeFlags] = code | (flags << 16);
-    u32[w + Req.bodyLen] = body.length;
-    u32[w + Req.fanout] = fanout;
-    u32[w + Req.generation] = this.#o.generation;
-    ring.f64[(off + Req.deadlineByte) >>> 3] = deadline;
-    ring.u8.set(body, off + REQUEST_HEADER);
+    const generation = this.#o.generation;
+    const connId = conn.info.id;
+    writeRequest(
+      ring,
+      off,
+      connId,
+      conn.receiveBytes,
+      requestId,
+      code,
+      flags,
+      body,
+      deadline,
+      fanout,
+      generation,
+    );
     if (fanout === 0) conn.releasePacket();
     this.stats.alloc(Res.ring_slot, Ring.recordSize(REQUEST_HEADER + body.length));
     ring.commit();
@@ -482,14 +486,13 @@ export class Dispatcher implements CallSite {
       let slotBytes = 0;
       let off: number;
       while ((off = ring.next()) >= 0) {
-        const w = off >>> 2;
         slots++;
         slotBytes += Ring.recordSize(ring.payloadLength);
         n++;
         // Meant for this IO worker's previous life: nobody is waiting.
-        if (ring.u32[w + Rep.generation] !== this.#o.generation) continue;
-        const frameLen = ring.u32[w + Rep.frameLen];
-        const frame = ring.u8.subarray(off + REPLY_HEADER, off + REPLY_HEADER + frameLen);
+        if (replyGeneration(ring, off) !== this.#o.generation) continue;
+        const frame = replyFrame(ring, off);
+        const frameLen = frame.length;
         const head = owed.shift()!;
         this.#awaiting--;
         head.conn.ringBytes -= head.bytes;
