@@ -23,13 +23,14 @@
  *
  * @module
  */
+// The framework: serve a service, define one, bound it.
 export {
   type AcceptMode,
   serve,
   type ServeOptions,
   type Server,
   type ShutdownReport,
-} from "./src/server/server.ts";
+} from "./src/server/main/server.ts";
 export {
   type BodyReader,
   type BodyWriter,
@@ -54,103 +55,42 @@ export {
   receiveBytesFor,
   SMALL_REPLY_BYTES,
 } from "./src/server/limits.ts";
-export { loadLine, type PersistOptions, type PersistStatus } from "./src/persist/manager.ts";
-export { type PersistMode } from "./src/persist/plan.ts";
+export {
+  parseServeFlags,
+  parseSize,
+  SERVE_USAGE,
+  type ServeFlags,
+} from "./src/server/main/config.ts";
+// Persistence: options, status, errors, online backup.
+export type { PersistOptions, PersistStatus } from "./src/persist/manager.ts";
+export type { PersistMode } from "./src/persist/plan.ts";
 export { DataDirError } from "./src/persist/datadir.ts";
 export { backup, type BackupReport } from "./src/persist/backup.ts";
-export { parseServeFlags, parseSize, SERVE_USAGE, type ServeFlags } from "./src/server/config.ts";
+// The wire: statuses, method codes and message types a handler or a raw call uses.
 export {
   DEFAULT_MAX_BODY,
-  Flags,
-  FRAME_OVERHEAD,
-  HEADER_SIZE,
-  KvInternalMethod,
   KvMethod,
-  MAGIC,
-  REPLY_SLACK,
   Status,
   STATUS_NAMES,
   type StatusName,
   statusName,
-  TRAILER_SIZE,
-  VERSION,
 } from "./src/protocol/constants.ts";
+export { type evkv, pb } from "./src/protocol/messages.ts";
+// What a shutdown reports.
 export {
-  BAD_PREAMBLE,
-  BODY_TOO_LARGE,
-  checkFrame,
-  crcMatches,
-  decodeHeader,
-  encodeFrame,
-  encodeFrameInto,
-  type FrameFields,
-  type FrameHeader,
-  HeaderOffset,
-  NEED_MORE,
-  readU32,
-  roomForFrame,
-  writeHeader,
-  writeU32,
-} from "./src/protocol/frame.ts";
-export {
-  crc32,
-  crc32Combine,
-  crc32Js,
-  crc32Of,
-  crc32Range,
-  NATIVE_CRC_THRESHOLD,
-} from "./src/protocol/crc32.ts";
-export { encodeError, type evkv, pb } from "./src/protocol/messages.ts";
-export {
-  BLOCK_SLOTS,
-  type CallerFootprint,
-  Counter,
   COUNTER_NAMES,
   type CounterName,
-  createStatsMemory,
   leakedKinds,
-  Res,
   RESOURCE_KINDS,
   type ResourceKind,
   type ResourceTotals,
-  snapshot,
-  StatsBlock,
   type StatsSnapshot,
-  TRANSIENT_KINDS,
-  withoutCaller,
 } from "./src/stats/resources.ts";
-export { type CounterRow, formatDump, type IoSummary, statsRows } from "./src/stats/report.ts";
-export {
-  type AuthConfig,
-  type AuthOptions,
-  buildAuthConfig,
-  parseAclFile,
-  type UserSpec,
-} from "./src/auth/acl.ts";
+// Security and operations options of serve().
+export type { AuthOptions, UserSpec } from "./src/auth/acl.ts";
 export type { TlsOptions } from "./src/auth/tls.ts";
-export { loadSecurity, PASSWORD_ENV, type SecurityFlags } from "./src/auth/load.ts";
-export { hashBytes, keyShard } from "./src/kv/route.ts";
-export { MAX_KEY_BYTES, MAX_SCAN_LIMIT, mergeScan } from "./src/kv/service.ts";
+export { PASSWORD_ENV, type SecurityFlags } from "./src/auth/load.ts";
 export {
-  compareBytes,
-  EVICTION_POLICIES,
-  type EvictionPolicy,
-  keyToString,
-  MAX_STORE_KEY,
-  type RemoveReason,
-  type ScanEntry,
-  type ScanOptions,
-  type ScanResult,
-  ShardStore,
-  type StoredValue,
-  StoreFullError,
-  type StoreObserver,
-  type StoreOptions,
-  stringToKey,
-} from "./src/kv/store.ts";
-// Operations (src/ops): metrics, slow log, logs, config file.
-export {
-  BurstLog,
   LOG_FORMATS,
   LOG_LEVELS,
   type LogFields,
@@ -159,42 +99,8 @@ export {
   type LogLevel,
   type LogSink,
 } from "./src/ops/log.ts";
-export {
-  argsWithConfig,
-  configFileArgs,
-  ConfigFileError,
-  splitConfigFlag,
-} from "./src/ops/config_file.ts";
-export {
-  type MetricsServer,
-  type MetricsSource,
-  renderMetrics,
-  startMetricsServer,
-} from "./src/ops/metrics.ts";
-export {
-  EvictionWatch,
-  type OpsContext,
-  type OpsOptions,
-  type OpsRuntime,
-  startOps,
-} from "./src/ops/ops.ts";
-export { respCommandIndex, respCommandNames } from "./src/ops/command_index.ts";
-export { RespTrack } from "./src/ops/resp_track.ts";
-export {
-  createOpsMemory,
-  type Histogram,
-  LATENCY_BOUNDS_S,
-  type OpsMemory,
-  PROTOCOL_NAMES,
-  readRequestTotals,
-  readSlowlog,
-  Recorder,
-  recorder,
-  type RequestTotals,
-  resetSlowlog,
-  type SlowEntry,
-  type SlowlogOptions,
-} from "./src/ops/recorder.ts";
+export type { OpsOptions } from "./src/ops/ops.ts";
+export type { OpsMemory, SlowlogOptions } from "./src/ops/recorder.ts";
 
 /**
  * URL of the KV service module, the default `service` of {@link serve}.

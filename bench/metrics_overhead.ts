@@ -14,7 +14,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BenchResult, runBench } from "../src/client/bench.ts";
+import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
 
 interface Target {
   name: string;

@@ -14,7 +14,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
-import { type BenchResult, runBench } from "../src/client/bench.ts";
+import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
 import { shardOfKey } from "../src/kv/route.ts";
 import { shardFile } from "../src/persist/plan.ts";
 import { createShardFile } from "../src/persist/schema.ts";

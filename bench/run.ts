@@ -19,7 +19,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BenchResult, runBench } from "../src/client/bench.ts";
+import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
 import { type ChartRow, renderChart } from "./svg.ts";
 import {
   DEFAULT_MAX_KEYS,

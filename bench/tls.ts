@@ -18,7 +18,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BenchResult, runBench } from "../src/client/bench.ts";
+import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { serve } from "../mod.ts";
 import { connect } from "../src/client/client.ts";
-import { BENCH_JSON_FIELDS, benchArgs, benchMain, runBench } from "../src/client/bench.ts";
+import { BENCH_JSON_FIELDS, benchArgs, benchMain, runBench } from "../src/loadgen/bench.ts";
 import { renderChart } from "../bench/svg.ts";
 
 Deno.test("bench: runBench measures a real server", async () => {

@@ -13,20 +13,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  crc32,
-  DEFAULT_MAX_BODY,
-  Flags,
-  KvMethod,
-  pb,
-  REPLY_SLACK,
-  type Server,
-  type StatsSnapshot,
-  Status,
-  TRANSIENT_KINDS,
-  writeHeader,
-  writeU32,
-} from "../mod.ts";
+import { DEFAULT_MAX_BODY, KvMethod, pb, type Server, type StatsSnapshot, Status } from "../mod.ts";
+import { crc32 } from "../src/protocol/crc32.ts";
+import { Flags, REPLY_SLACK } from "../src/protocol/constants.ts";
+import { TRANSIENT_KINDS } from "../src/stats/resources.ts";
+import { writeHeader, writeU32 } from "../src/protocol/frame.ts";
 import {
   LAYOUTS,
   mulberry32,

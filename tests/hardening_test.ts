@@ -5,15 +5,8 @@
  * server_errors_test.ts; hostile bytes in fuzz_test.ts.)
  */
 import assert from "node:assert/strict";
-import {
-  DEFAULT_LIMITS,
-  DEFAULT_MAX_BODY,
-  Flags,
-  KvMethod,
-  outputBound,
-  pb,
-  Status,
-} from "../mod.ts";
+import { DEFAULT_LIMITS, DEFAULT_MAX_BODY, KvMethod, outputBound, pb, Status } from "../mod.ts";
+import { Flags } from "../src/protocol/constants.ts";
 import { connect } from "../src/client/mod.ts";
 import { EchoMethod } from "../examples/echo_service.ts";
 import { ECHO_SERVICE, RawClient, sleep, utf8, withServer } from "./support.ts";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_LIMITS, DEFAULT_MAX_BODY, KvMethod, outputBound, pb, Status } from "../mod.ts";
 import { connect } from "../src/client/mod.ts";
-import { INITIAL_RECEIVE_BYTES } from "../src/server/connection.ts";
+import { INITIAL_RECEIVE_BYTES } from "../src/server/io/connection.ts";
 import { RawClient, sleep, utf8, withServer } from "./support.ts";
 
 /** Waits until `ok()` holds, for at most `ms`; returns whether it did. */

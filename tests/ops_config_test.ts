@@ -4,20 +4,11 @@
  * lines a real server prints are what the format promises.
  */
 import assert from "node:assert/strict";
-import {
-  BurstLog,
-  configFileArgs,
-  ConfigFileError,
-  createOpsMemory,
-  EvictionWatch,
-  KV_SERVICE_URL,
-  Logger,
-  type LogLevel,
-  parseServeFlags,
-  serve,
-  splitConfigFlag,
-  startOps,
-} from "../mod.ts";
+import { KV_SERVICE_URL, Logger, type LogLevel, parseServeFlags, serve } from "../mod.ts";
+import { BurstLog } from "../src/ops/log.ts";
+import { configFileArgs, ConfigFileError, splitConfigFlag } from "../src/ops/config_file.ts";
+import { createOpsMemory } from "../src/ops/recorder.ts";
+import { EvictionWatch, startOps } from "../src/ops/ops.ts";
 import { sleep } from "./support.ts";
 
 const CLI = new URL("../src/server/cli.ts", import.meta.url).pathname;

@@ -5,7 +5,8 @@
  * config) and stops cleanly on SIGTERM.
  */
 import assert from "node:assert/strict";
-import { configFileArgs, parseServeFlags } from "../mod.ts";
+import { parseServeFlags } from "../mod.ts";
+import { configFileArgs } from "../src/ops/config_file.ts";
 import { connect } from "../src/client/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");

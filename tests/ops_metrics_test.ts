@@ -4,19 +4,17 @@
  * the load did.
  */
 import assert from "node:assert/strict";
+import { Logger, serve, type Server } from "../mod.ts";
 import {
   createOpsMemory,
   LATENCY_BOUNDS_S,
-  Logger,
   readRequestTotals,
   readSlowlog,
   Recorder,
   recorder,
-  RespTrack,
-  serve,
-  type Server,
-  startMetricsServer,
-} from "../mod.ts";
+} from "../src/ops/recorder.ts";
+import { RespTrack } from "../src/ops/resp_track.ts";
+import { startMetricsServer } from "../src/ops/metrics.ts";
 import { connect, EvkvError } from "../src/client/mod.ts";
 import { LAYOUTS, sleep, withServer } from "./support.ts";
 import { Resp, type RespValue, type Scrape, scrape, value } from "./ops_support.ts";

@@ -4,9 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { pb } from "../mod.ts";
-import { Outcome, writeReplyFrame } from "../src/server/executor.ts";
-import { decodeHeader } from "../mod.ts";
-import { type BodyWriter, crc32 } from "../mod.ts";
+import { Outcome, writeReplyFrame } from "../src/server/outcome.ts";
+import { decodeHeader } from "../src/protocol/frame.ts";
+import type { BodyWriter } from "../mod.ts";
+import { crc32 } from "../src/protocol/crc32.ts";
 import { boolReplyWriter, getReplyWriter } from "../src/kv/reply_writers.ts";
 
 const bytes = (n: number, seed = 1) =>

@@ -10,7 +10,7 @@ import { prefetchKeys } from "../src/kv/request_readers.ts";
 import kvService from "../src/kv/service.ts";
 import { keyToString, ShardStore } from "../src/kv/store.ts";
 import type { HandlerContext } from "../src/server/service.ts";
-import { nativeCodec } from "../src/server/native_codec.ts";
+import { nativeCodec } from "../src/server/io/native_codec.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { concat, RawClient, seededRandom, text, utf8, withServer } from "./support.ts";
 import { ProbeMethod, type Seen } from "./fixtures/prefetch_service.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type BodyReader, pb, Status } from "../mod.ts";
 import { keyRequestReader, putRequestReader } from "../src/kv/request_readers.ts";
-import { Executor } from "../src/server/executor.ts";
+import { Executor } from "../src/server/shard/executor.ts";
 import { defineService, method } from "../src/server/service.ts";
 import { seededRandom } from "./support.ts";
 

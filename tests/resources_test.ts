@@ -4,7 +4,9 @@
  * SIGTERM drain whose final table must be all zero.
  */
 import assert from "node:assert/strict";
-import { encodeFrame, KvMethod, pb, RESOURCE_KINDS, TRANSIENT_KINDS, writeHeader } from "../mod.ts";
+import { KvMethod, pb, RESOURCE_KINDS } from "../mod.ts";
+import { encodeFrame, writeHeader } from "../src/protocol/frame.ts";
+import { TRANSIENT_KINDS } from "../src/stats/resources.ts";
 import { connect } from "../src/client/mod.ts";
 import { sleep, utf8 } from "./support.ts";
 

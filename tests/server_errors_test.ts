@@ -4,7 +4,9 @@
  * connection, using the echo service from examples/.
  */
 import assert from "node:assert/strict";
-import { Flags, KvMethod, MAGIC, pb, Status, writeHeader } from "../mod.ts";
+import { KvMethod, pb, Status } from "../mod.ts";
+import { Flags, MAGIC } from "../src/protocol/constants.ts";
+import { writeHeader } from "../src/protocol/frame.ts";
 import { EchoMethod } from "../examples/echo_service.ts";
 import { ECHO_SERVICE, LAYOUTS, RawClient, sleep, utf8, withServer } from "./support.ts";
 

@@ -3,7 +3,8 @@
  * checked against wire v1 with raw frames.
  */
 import assert from "node:assert/strict";
-import { Flags, KvMethod, pb, Status } from "../mod.ts";
+import { KvMethod, pb, Status } from "../mod.ts";
+import { Flags } from "../src/protocol/constants.ts";
 import { LAYOUTS, RawClient, type RawFrame, sleep, text, utf8, withServer } from "./support.ts";
 
 function ok(reply: RawFrame, code: number): void {

@@ -3,18 +3,16 @@
  * Stats reply and leak check are built from.
  */
 import assert from "node:assert/strict";
+import { leakedKinds, RESOURCE_KINDS } from "../mod.ts";
 import {
   Counter,
   createStatsMemory,
-  formatDump,
-  leakedKinds,
   Res,
-  RESOURCE_KINDS,
   snapshot,
   StatsBlock,
-  statsRows,
   withoutCaller,
-} from "../mod.ts";
+} from "../src/stats/resources.ts";
+import { formatDump, statsRows } from "../src/stats/report.ts";
 
 Deno.test("a held resource is released when its using block ends, once", () => {
   const mem = createStatsMemory(1);

@@ -5,16 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  checkFrame,
-  decodeHeader,
-  encodeFrame,
-  type FrameHeader,
-  leakedKinds,
-  serve,
-  type ServeOptions,
-  type Server,
-} from "../mod.ts";
+import { leakedKinds, serve, type ServeOptions, type Server } from "../mod.ts";
+import { checkFrame, decodeHeader, encodeFrame, type FrameHeader } from "../src/protocol/frame.ts";
 
 /** The server layouts every end-to-end suite runs on. */
 export const LAYOUTS: { name: string; options: ServeOptions }[] = [

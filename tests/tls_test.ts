@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { connect, EvkvError } from "../src/client/mod.ts";
-import { encodeFrame, KvMethod, Status } from "../mod.ts";
+import { KvMethod, Status } from "../mod.ts";
+import { encodeFrame } from "../src/protocol/frame.ts";
 import { LAYOUTS, withServer } from "./support.ts";
 import {
   makeCerts,

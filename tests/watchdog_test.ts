@@ -6,7 +6,8 @@
  * resources held exits non-zero.
  */
 import assert from "node:assert/strict";
-import { encodeFrame, KvMethod, pb, serve, Status } from "../mod.ts";
+import { KvMethod, pb, serve, Status } from "../mod.ts";
+import { encodeFrame } from "../src/protocol/frame.ts";
 import { connect } from "../src/client/mod.ts";
 import { exitCodeFor } from "../src/server/cli.ts";
 import { StallMethod } from "./fixtures/stall_service.ts";

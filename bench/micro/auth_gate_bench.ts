@@ -9,15 +9,16 @@
  *
  * @module
  */
-import { encodeFrame, KvMethod, pb } from "../../mod.ts";
+import { KvMethod, pb } from "../../mod.ts";
+import { encodeFrame } from "../../src/protocol/frame.ts";
 import { buildAuthConfig } from "../../src/auth/acl.ts";
 import { Guard } from "../../src/auth/guard.ts";
-import type { CallSite } from "../../src/server/codec.ts";
-import { Connection, type ConnectionOwner } from "../../src/server/connection.ts";
-import { nativeCodec } from "../../src/server/native_codec.ts";
+import type { CallSite } from "../../src/server/io/connection.ts";
+import { Connection, type ConnectionOwner } from "../../src/server/io/connection.ts";
+import { nativeCodec } from "../../src/server/io/native_codec.ts";
 import { guardedNativeCodec } from "../../src/auth/wire_codec.ts";
 import { DEFAULT_LIMITS } from "../../src/server/limits.ts";
-import type { Transport } from "../../src/server/transport.ts";
+import type { Transport } from "../../src/server/io/transport.ts";
 import { createStatsMemory, StatsBlock } from "../../src/stats/resources.ts";
 
 const stats = new StatsBlock(createStatsMemory(1), 0);

@@ -8,7 +8,9 @@
  *
  * @module
  */
-import { encodeFrame, encodeFrameInto, Flags, FRAME_OVERHEAD, KvMethod, pb } from "../../mod.ts";
+import { KvMethod, pb } from "../../mod.ts";
+import { encodeFrame, encodeFrameInto } from "../../src/protocol/frame.ts";
+import { Flags, FRAME_OVERHEAD } from "../../src/protocol/constants.ts";
 
 const reply = pb.GetReply.encode({ found: true, value: new Uint8Array(100).fill(9) }).finish();
 const fields = { flags: Flags.REPLY, code: KvMethod.Get, requestId: 0, status: 0, timeoutMs: 0 };

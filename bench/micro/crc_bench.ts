@@ -7,7 +7,7 @@
  * @module
  */
 import { crc32 as zlibCrc32 } from "node:zlib";
-import { crc32, crc32Js, NATIVE_CRC_THRESHOLD } from "../../mod.ts";
+import { crc32, crc32Js, NATIVE_CRC_THRESHOLD } from "../../src/protocol/crc32.ts";
 
 const SIZES = [16, 64, 256, 1024, 4096, 65536];
 

@@ -6,17 +6,15 @@
  *
  * @module
  */
+import { DEFAULT_MAX_BODY, KvMethod, pb } from "../../mod.ts";
 import {
   checkFrame,
   crcMatches,
   decodeHeader,
-  DEFAULT_MAX_BODY,
   encodeFrame,
   HeaderOffset,
-  KvMethod,
-  pb,
   readU32,
-} from "../../mod.ts";
+} from "../../src/protocol/frame.ts";
 
 const key = new TextEncoder().encode("bench:00001234");
 const get = encodeFrame(

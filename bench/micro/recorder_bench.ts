@@ -3,7 +3,7 @@
  * recorded and timed (two clock reads per batch: the read's arrival and the
  * batch's end), against the same loop without them.
  */
-import { createOpsMemory, Recorder } from "../../mod.ts";
+import { createOpsMemory, Recorder } from "../../src/ops/recorder.ts";
 
 const rec = new Recorder();
 // A threshold no request reaches: slow entries are rare by design.

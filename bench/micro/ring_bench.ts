@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { createRingMemory, Ring } from "../../src/server/ring.ts";
+import { createRingMemory, Ring } from "../../src/server/channel/ring.ts";
 
 const PAYLOAD = new Uint8Array(64).fill(3);
 const BIG = new Uint8Array(1024).fill(5);

@@ -14,8 +14,7 @@
  */
 import { KvMethod, Status } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
-import type { Connection } from "../server/connection.ts";
-import { errorOutcome, Outcome } from "../server/executor.ts";
+import { errorOutcome, Outcome } from "../server/outcome.ts";
 import { Counter, Res, type StatsBlock } from "../stats/resources.ts";
 import { type AuthConfig, DEFAULT_USER, type UserSpec } from "./acl.ts";
 import { COMMAND_INDEX, COMMAND_TABLE, WIRE_COMMANDS, WIRE_NAMES } from "./commands.ts";
@@ -90,6 +89,26 @@ export class AuthUser {
   }
 }
 
+/**
+ * What the guard needs of a connection: its peer's address for the log,
+ * and the hold that pauses its parsing during a failure delay. Structural,
+ * so that the guard does not import the IO worker's connection (which
+ * holds a {@link ConnAuth}).
+ *
+ * @example
+ * ```ts
+ * const conn: GuardedConnection = { info: { remote: "127.0.0.1:5000" }, held: false, wake() {} };
+ * ```
+ */
+export interface GuardedConnection {
+  /** The peer, for the failure log. */
+  readonly info: { readonly remote: string };
+  /** True while nothing more may be parsed; the guard sets and clears it. */
+  held: boolean;
+  /** Lets a paused read loop re-check its limits once the hold is cleared. */
+  wake(): void;
+}
+
 /** The users of one IO worker, and what failed authentications cost. */
 export class Guard {
   /** Users by name. */
@@ -122,7 +141,7 @@ export class Guard {
   }
 
   /** The state of a new connection from `remote`. */
-  open(conn: Connection): ConnAuth {
+  open(conn: GuardedConnection): ConnAuth {
     const initial = this.required ? null : this.users.get(DEFAULT_USER)!;
     return new ConnAuth(this, conn, initial);
   }
@@ -179,11 +198,11 @@ export class ConnAuth {
   /** Failed authentications on this connection so far. */
   failures = 0;
   readonly guard: Guard;
-  readonly #conn: Connection;
+  readonly #conn: GuardedConnection;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /** State of `conn`, starting as `user` (null: unauthenticated). */
-  constructor(guard: Guard, conn: Connection, user: AuthUser | null) {
+  constructor(guard: Guard, conn: GuardedConnection, user: AuthUser | null) {
     this.guard = guard;
     this.#conn = conn;
     this.user = user;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ServeOptions } from "../server/server.ts";
+import type { ServeOptions } from "../server/main/server.ts";
 
 /**
  * The environment variable that may hold the default user's password.

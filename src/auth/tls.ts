@@ -8,7 +8,7 @@
  * @module
  */
 import type { TLSSocket } from "node:tls";
-import type { Transport } from "../server/transport.ts";
+import type { Transport } from "../server/io/transport.ts";
 
 /**
  * TLS settings of a server (`serve({ tls })`): PEM text, not file names.

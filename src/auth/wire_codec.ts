@@ -10,10 +10,10 @@
  */
 import { KvMethod } from "../protocol/constants.ts";
 import { crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
-import type { CallSite, Codec } from "../server/codec.ts";
-import type { Connection } from "../server/connection.ts";
-import type { Outcome } from "../server/executor.ts";
-import { nativeCodec, nativeSink } from "../server/native_codec.ts";
+import type { CallSite, Codec } from "../server/io/connection.ts";
+import type { Connection } from "../server/io/connection.ts";
+import type { Outcome } from "../server/outcome.ts";
+import { nativeCodec, nativeSink } from "../server/io/native_codec.ts";
 import { wireGate } from "./guard.ts";
 
 const HEADER_SIZE = 24;

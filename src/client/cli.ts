@@ -14,7 +14,7 @@
  */
 import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
-import { benchArgs, benchMain } from "./bench.ts";
+import { benchArgs, benchMain } from "../loadgen/bench.ts";
 import { backupMain } from "../persist/backup.ts";
 import { slowlogMain } from "./slowlog.ts";
 import {
@@ -253,7 +253,7 @@ function parseInvocation(args: string[]): Invocation | "help" {
       arity(0, 0, "");
       command = { name };
       break;
-    // "bench" never gets here: main() hands it to benchMain() (bench.ts)
+    // "bench" never gets here: main() hands it to benchMain() (src/loadgen/bench.ts)
     // before parsing, since its flags are its own.
     default:
       throw new UsageError(`Unknown command: ${name}`);

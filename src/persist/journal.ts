@@ -11,7 +11,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { Ring } from "../server/ring.ts";
+import { Ring } from "../server/channel/ring.ts";
 import type { ShardStore, StoreObserver } from "../kv/store.ts";
 import {
   CHANGE_HEADER,

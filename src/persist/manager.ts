@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { WorkerHandle } from "../server/supervisor.ts";
+import { WorkerHandle } from "../server/main/supervisor.ts";
 import type { Layout } from "../server/topology.ts";
 import { type DataDir, openDataDir } from "./datadir.ts";
 import { createPersistPlan, type PersistMode, type PersistPlan, shardBase, Word } from "./plan.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { createRingMemory, ringCapacityFor } from "../server/ring.ts";
+import { createRingMemory, ringCapacityFor } from "../server/channel/ring.ts";
 
 /**
  * How much a crash may cost: `off` keeps data in memory only; `everysec`

@@ -16,7 +16,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { Coalescer } from "./coalesce.ts";
-import { Ring } from "../server/ring.ts";
+import { Ring } from "../server/channel/ring.ts";
 import { type Layout, shardThread, wake } from "../server/topology.ts";
 import {
   CHANGE_HEADER,

@@ -10,10 +10,10 @@
  *
  * @module
  */
-import type { CallSite, Codec } from "../server/codec.ts";
+import type { CallSite, Codec } from "../server/io/connection.ts";
 import type { RequestBatch } from "../server/service.ts";
-import { CLOSE_AFTER_REPLY } from "../server/codec.ts";
-import type { Connection } from "../server/connection.ts";
+import { CLOSE_AFTER_REPLY } from "../server/io/connection.ts";
+import type { Connection } from "../server/io/connection.ts";
 import {
   type Command,
   findCommand,
@@ -386,3 +386,6 @@ function renameAcross(
 function encodeInt(n: number): Uint8Array {
   return new TextEncoder().encode(`:${n}\r\n`);
 }
+
+/** The module's codec, for IO workers that load it by URL (see server/io/codecs.ts). */
+export default respCodec;

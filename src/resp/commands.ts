@@ -16,8 +16,8 @@
  * @module
  */
 import { Status } from "../protocol/constants.ts";
-import type { CallSite } from "../server/codec.ts";
-import type { Connection } from "../server/connection.ts";
+import type { CallSite } from "../server/io/connection.ts";
+import type { Connection } from "../server/io/connection.ts";
 import {
   client,
   command,

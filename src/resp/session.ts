@@ -13,9 +13,9 @@
 import { HEADER_SIZE, Status } from "../protocol/constants.ts";
 import { HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { pb } from "../protocol/messages.ts";
-import type { CallSite, ReplySink } from "../server/codec.ts";
-import type { Connection } from "../server/connection.ts";
-import type { Outcome } from "../server/executor.ts";
+import type { CallSite, ReplySink } from "../server/io/connection.ts";
+import type { Connection } from "../server/io/connection.ts";
+import type { Outcome } from "../server/outcome.ts";
 import type { MessageType } from "../server/service.ts";
 import { ArgSpans } from "./frame.ts";
 import { errorBytes } from "./out.ts";

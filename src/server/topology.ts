@@ -10,10 +10,10 @@
  *
  * @module
  */
-import { createRingMemory, Ring, ringCapacityFor } from "./ring.ts";
-import { REQUEST_HEADER } from "./records.ts";
+import { createRingMemory, Ring, ringCapacityFor } from "./channel/ring.ts";
+import { REQUEST_HEADER } from "./channel/records.ts";
 import { FRAME_OVERHEAD } from "../protocol/constants.ts";
-import { createClientMemory } from "./client_memory.ts";
+import { createClientMemory } from "./io/client_memory.ts";
 import type { PersistPlan } from "../persist/plan.ts";
 
 /** How requests reach handlers. */

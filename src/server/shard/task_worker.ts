@@ -6,22 +6,18 @@
  *
  * @module
  */
-import { bindPersistence, durabilityGate, kickPersistence } from "../persist/journal.ts";
-import { snapshot, StatsBlock } from "../stats/resources.ts";
-import { Executor } from "./executor.ts";
-import type { Service, ServiceOptions } from "./service.ts";
-import { ShardHost } from "./shard_host.ts";
+import { kickPersistence } from "../../persist/journal.ts";
+import { StatsBlock } from "../../stats/resources.ts";
+import type { Service, ServiceOptions } from "../service.ts";
+import { hostShard } from "./host_shard.ts";
 import {
   Control,
   killWord,
-  openRing,
   progressWord,
-  shardCount,
   type SharedPlan,
   threadIndex,
-  wake,
   wakeWord,
-} from "./topology.ts";
+} from "../topology.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
 const scope = globalThis as unknown as {
@@ -56,23 +52,8 @@ async function main(init: TaskWorkerInit): Promise<void> {
   const stats = new StatsBlock(plan.stats, me);
   stats.reset();
   const service = (await import(init.serviceUrl)).default as Service<unknown>;
-  // Before the state exists: the KV store loads its shard from disk as it is made.
-  bindPersistence(plan.persist);
-  const exec = new Executor(
-    service,
-    shard,
-    shardCount(layout),
-    init.maxBody,
-    () => snapshot(plan.stats),
-    plan.startedAt,
-    init.serviceOptions,
-  );
-  const requests = plan.requestRings.map((row) => openRing(row[shard]));
-  const replies = plan.replyRings[shard].map(openRing);
-  const host = new ShardHost(exec, stats, requests, replies, "block");
-  host.durability = durabilityGate(shard);
-  const ioThread = (io: number) => threadIndex(layout, "io", io);
-  host.wakeNow = (io) => wake(control, ioThread(io));
+  const host = hostShard(plan, shard, service, init.maxBody, init.serviceOptions, stats, "block");
+  const exec = host.executor;
   const killed = () => Atomics.load(control, killWord(me)) > init.generation;
   host.stopLevel = () => {
     const over = Atomics.load(control, killWord(me)) - init.generation;
@@ -88,9 +69,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
     const seen = Atomics.load(control, wakeWord(me));
     const done = await host.drain();
     kickPersistence();
-    const touched = host.takeTouched();
-    for (const io of touched) wake(control, ioThread(io));
-    touched.clear();
+    host.wakes.flush();
     progressWords[progress]++;
     if (killed()) {
       scope.postMessage({ type: "exited" });

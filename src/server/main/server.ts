@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { DEFAULT_MAX_BODY } from "../protocol/constants.ts";
-import { formatDump } from "../stats/report.ts";
+import { DEFAULT_MAX_BODY } from "../../protocol/constants.ts";
+import { formatDump } from "../../stats/report.ts";
 import {
   Counter,
   COUNTER_NAMES,
@@ -18,21 +18,21 @@ import {
   snapshot,
   StatsBlock,
   type StatsSnapshot,
-} from "../stats/resources.ts";
-import type { IoWorkerInit } from "./io_worker.ts";
+} from "../../stats/resources.ts";
+import type { IoWorkerInit } from "../io/io_worker.ts";
 import { WorkerHandle } from "./supervisor.ts";
 import { SocketProxy } from "./main_accept.ts";
-import type { CodecName } from "./codecs.ts";
-import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
-import { type AuthOptions, buildAuthConfig } from "../auth/acl.ts";
-import { checkProtectedMode } from "../auth/protected_mode.ts";
-import { listenTls, type TlsOptions } from "../auth/tls.ts";
-import type { TaskWorkerInit } from "./task_worker.ts";
-import { createOpsMemory } from "../ops/recorder.ts";
-import { type OpsOptions, startOps } from "../ops/ops.ts";
-import type { ServiceOptions } from "./service.ts";
+import type { CodecName } from "../io/codecs.ts";
+import { DEFAULT_LIMITS, type Limits } from "../limits.ts";
+import { type AuthOptions, buildAuthConfig } from "../../auth/acl.ts";
+import { checkProtectedMode } from "../../auth/protected_mode.ts";
+import { listenTls, type TlsOptions } from "../../auth/tls.ts";
+import type { TaskWorkerInit } from "../shard/task_worker.ts";
+import { createOpsMemory } from "../../ops/recorder.ts";
+import { type OpsOptions, startOps } from "../../ops/ops.ts";
+import type { ServiceOptions } from "../service.ts";
 import { type Stall, Watchdog } from "./watchdog.ts";
-import { Persistence, type PersistOptions, type PersistStatus } from "../persist/manager.ts";
+import { Persistence, type PersistOptions, type PersistStatus } from "../../persist/manager.ts";
 import {
   Control,
   createPlan,
@@ -46,7 +46,7 @@ import {
   threadCount,
   threadIndex,
   wake,
-} from "./topology.ts";
+} from "../topology.ts";
 
 /** How connections reach IO workers. */
 export type AcceptMode = "reuseport" | "main";
@@ -142,7 +142,9 @@ export interface Server {
 }
 
 /** The KV service's module, the default service. */
-const KV_URL = String(new URL("../kv/service.ts", import.meta.url));
+const KV_URL = String(new URL("../../kv/service.ts", import.meta.url));
+/** The RESP door's codec, for `respPort`: loaded by the IO workers, imported by nothing here. */
+const RESP_CODEC_URL = String(new URL("../../resp/codec.ts", import.meta.url));
 
 const cores = () => Math.max(1, navigator.hardwareConcurrency || 1);
 
@@ -208,8 +210,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     throw e;
   };
 
-  const taskUrl = new URL("./task_worker.ts", import.meta.url);
-  const ioUrl = new URL("./io_worker.ts", import.meta.url);
+  const taskUrl = new URL("../shard/task_worker.ts", import.meta.url);
+  const ioUrl = new URL("../io/io_worker.ts", import.meta.url);
   const ops = createOpsMemory(layout.ioThreads, options.ops?.slowlog);
   // Before any worker: a metrics port that is taken fails the start cleanly.
   const opsRt = await startOps(options.ops, {
@@ -267,6 +269,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     listen: accept === "reuseport"
       ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
       : [],
+    codecUrls: options.respPort === undefined ? {} : { resp: RESP_CODEC_URL },
     // The guard's method table is the KV service's: another service gets one only when asked.
     auth: serviceUrl === KV_URL || options.auth !== undefined ? auth : undefined,
     tls,

@@ -15,8 +15,8 @@
  *
  * @module
  */
-import { ringBacklog } from "./ring.ts";
-import { type Layout, progressWord, type SharedPlan, threadIndex } from "./topology.ts";
+import { ringBacklog } from "../channel/ring.ts";
+import { type Layout, progressWord, type SharedPlan, threadIndex } from "../topology.ts";
 
 /** How often a worker's heartbeat and the watchdog's samples run, for a stall timeout. */
 export function beatMs(stallTimeoutMs: number): number {

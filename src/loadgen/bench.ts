@@ -1,5 +1,6 @@
 /**
- * `kvclient bench`: a load generator for the native protocol. It spreads
+ * `kvclient bench`: a load generator for the wire v1 protocol, kept out of
+ * the published client library (it shares nothing with `Client`). It spreads
  * its connections over worker threads (so that the generator is not what
  * limits the numbers), fills the keyspace with pipelined Puts, then keeps a
  * window of requests in flight on every connection for a duration or a

@@ -5,19 +5,25 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../protocol/constants.ts";
-import { BAD_PREAMBLE, checkFrame, crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
-import { Counter } from "../stats/resources.ts";
+import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../../protocol/constants.ts";
+import {
+  BAD_PREAMBLE,
+  checkFrame,
+  crcMatches,
+  HeaderOffset,
+  readU32,
+} from "../../protocol/frame.ts";
+import { Counter } from "../../stats/resources.ts";
 import {
   type CallSite,
   CLOSE_AFTER_REPLY,
   CLOSE_NOW,
   type Codec,
   type ReplySink,
-} from "./codec.ts";
+} from "./connection.ts";
 import type { Connection } from "./connection.ts";
-import type { RequestBatch } from "./service.ts";
-import { errorOutcome } from "./executor.ts";
+import type { RequestBatch } from "../service.ts";
+import { errorOutcome } from "../outcome.ts";
 
 /** Answers of native requests: wire v1 frames, written as they are. */
 export const nativeSink: ReplySink = {

@@ -8,26 +8,21 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { Flags, Status } from "../protocol/constants.ts";
-import { encodeFrame } from "../protocol/frame.ts";
-import { encodeError } from "../protocol/messages.ts";
-import {
-  awaitDurable,
-  bindPersistence,
-  durabilityGate,
-  kickPersistence,
-} from "../persist/journal.ts";
-import { Counter, Res, snapshot, StatsBlock } from "../stats/resources.ts";
-import { type OpsMemory, recorder } from "../ops/recorder.ts";
-import { type CodecName, CODECS } from "./codecs.ts";
+import { Flags, Status } from "../../protocol/constants.ts";
+import { encodeFrame } from "../../protocol/frame.ts";
+import { encodeError } from "../../protocol/messages.ts";
+import { awaitDurable, kickPersistence } from "../../persist/journal.ts";
+import { Counter, Res, StatsBlock } from "../../stats/resources.ts";
+import { type OpsMemory, recorder } from "../../ops/recorder.ts";
+import { type CodecName, loadCodecs } from "./codecs.ts";
 import { ClientMemoryGuard } from "./client_memory.ts";
-import { Connection, type ConnectionOwner } from "./connection.ts";
+import { type Codec, Connection, type ConnectionOwner } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { Executor } from "./executor.ts";
-import type { Limits } from "./limits.ts";
-import type { Service, ServiceOptions } from "./service.ts";
-import { ShardHost } from "./shard_host.ts";
-import { beatMs } from "./watchdog.ts";
+import type { Limits } from "../limits.ts";
+import type { Service, ServiceOptions } from "../service.ts";
+import type { ShardHost } from "../shard/shard_host.ts";
+import { hostShard } from "../shard/host_shard.ts";
+import { beatMs } from "../main/watchdog.ts";
 import {
   Control,
   openRing,
@@ -38,12 +33,12 @@ import {
   threadIndex,
   wake,
   wakeWord,
-} from "./topology.ts";
+} from "../topology.ts";
 import { type ProxyMessage, ProxyTransport, type Transport } from "./transport.ts";
-import type { AuthConfig } from "../auth/acl.ts";
-import { Guard } from "../auth/guard.ts";
-import { guardedNativeCodec, wireAuthFallback } from "../auth/wire_codec.ts";
-import { type Closable, listenClientAuth, listenTls, type TlsOptions } from "../auth/tls.ts";
+import type { AuthConfig } from "../../auth/acl.ts";
+import { Guard } from "../../auth/guard.ts";
+import { guardedNativeCodec, wireAuthFallback } from "../../auth/wire_codec.ts";
+import { type Closable, listenClientAuth, listenTls, type TlsOptions } from "../../auth/tls.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
 const scope = globalThis as unknown as {
@@ -79,6 +74,8 @@ export interface IoWorkerInit {
   generation: number;
   /** Listen here with SO_REUSEPORT; empty when the main thread accepts. */
   listen: ListenSpec[];
+  /** Codecs beyond wire v1, by name: module URLs whose default export is the codec. */
+  codecUrls: Record<CodecName, string>;
   /** Users and passwords; absent: no guard (no Auth method, no checks). */
   auth?: AuthConfig;
   /** Listen with TLS only. */
@@ -127,8 +124,10 @@ class IoWorker implements ConnectionOwner {
   #drainReported = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #clientMemory: ClientMemoryGuard;
+  readonly #codecs: Record<CodecName, Codec>;
 
-  constructor(init: IoWorkerInit, service: Service<unknown>) {
+  constructor(init: IoWorkerInit, service: Service<unknown>, codecs: Record<CodecName, Codec>) {
+    this.#codecs = codecs;
     const plan = init.plan;
     this.#plan = plan;
     this.#index = init.index;
@@ -150,25 +149,15 @@ class IoWorker implements ConnectionOwner {
     // Not reset on a restart: the metrics are monotonic counters.
     recorder.bind(init.ops, init.index);
     if (plan.layout.mode === "inline") {
-      bindPersistence(plan.persist);
-      const exec = new Executor(
-        service,
+      this.#host = hostShard(
+        plan,
         init.index,
-        shards,
+        service,
         init.maxBody,
-        () => snapshot(plan.stats),
-        plan.startedAt,
         init.serviceOptions,
-      );
-      this.#host = new ShardHost(
-        exec,
         this.stats,
-        plan.requestRings.map((row) => openRing(row[init.index])),
-        plan.replyRings[init.index].map(openRing),
         "queue",
       );
-      this.#host.wakeNow = (io) => wake(this.#control, threadIndex(plan.layout, "io", io));
-      this.#host.durability = durabilityGate(init.index);
     } else {
       this.#host = null;
     }
@@ -187,6 +176,9 @@ class IoWorker implements ConnectionOwner {
       framesPerTurn: init.limits.framesPerTurn,
       fallback: this.#guard === null ? undefined : wireAuthFallback,
     });
+    const layout = plan.layout;
+    const control = this.#control;
+    this.site.wakes.notify = (s) => wake(control, shardThread(layout, s));
   }
 
   // --- accepting -----------------------------------------------------------
@@ -241,7 +233,12 @@ class IoWorker implements ConnectionOwner {
     const id = this.#nextConnId++;
     const info = { id, ioWorker: this.#index, remote };
     const gated = codec === "native" && this.#guard !== null && !this.#guard.wideOpen;
-    const conn = new Connection(this, transport, info, gated ? guardedNativeCodec : CODECS[codec]);
+    const conn = new Connection(
+      this,
+      transport,
+      info,
+      gated ? guardedNativeCodec : this.#codecs[codec],
+    );
     if (this.#guard !== null) conn.auth = this.#guard.open(conn);
     conn.codec.open(conn);
     this.#conns.set(id, conn);
@@ -351,12 +348,7 @@ class IoWorker implements ConnectionOwner {
 
   /** Ends a batch: wakes the shards that got calls, writes the replies. */
   endOfBatch(): void {
-    const touched = this.site.takeTouched();
-    if (touched.size > 0) {
-      const layout = this.#plan.layout;
-      for (const s of touched) wake(this.#control, shardThread(layout, s));
-      touched.clear();
-    }
+    this.site.wakes.flush();
     if (this.#host) {
       // Under --persist always, no reply of this batch leaves before its write is committed.
       kickPersistence();
@@ -391,9 +383,7 @@ class IoWorker implements ConnectionOwner {
       let done = this.site.drainReplies();
       if (this.#host) {
         done += await this.#host.drain();
-        const touched = this.#host.takeTouched();
-        for (const io of touched) wake(control, threadIndex(this.#plan.layout, "io", io));
-        touched.clear();
+        this.#host.wakes.flush();
       }
       this.endOfBatch();
       if (done > 0 || Atomics.load(control, word) !== seen) {
@@ -481,7 +471,7 @@ scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   const msg = e.data;
   if (!("type" in msg)) {
     const service = (await import(msg.serviceUrl)).default as Service<unknown>;
-    worker = new IoWorker(msg, service);
+    worker = new IoWorker(msg, service, await loadCodecs(msg.codecUrls));
     const ports = [];
     for (const spec of msg.listen) ports.push(await worker.listen(spec));
     worker.pump();

@@ -7,19 +7,20 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../protocol/constants.ts";
-import { HeaderOffset, readU32 } from "../protocol/frame.ts";
-import { type CallerFootprint, Counter, Res, type StatsBlock } from "../stats/resources.ts";
-import type { CallSite, ReplySink } from "./codec.ts";
+import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../../protocol/constants.ts";
+import { HeaderOffset, readU32 } from "../../protocol/frame.ts";
+import { type CallerFootprint, Counter, Res, type StatsBlock } from "../../stats/resources.ts";
+import type { CallSite, ReplySink } from "./connection.ts";
 import type { Connection } from "./connection.ts";
-import { countError, errorOutcome, Outcome } from "./executor.ts";
-import { Fifo } from "./fifo.ts";
-import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
-import { Ring } from "./ring.ts";
-import { type Method, RequestBatch, type Service } from "./service.ts";
-import type { ShardHost } from "./shard_host.ts";
+import { countError, errorOutcome, Outcome } from "../outcome.ts";
+import { Fifo } from "../channel/fifo.ts";
+import { replyFrame, replyGeneration, REQUEST_HEADER, writeRequest } from "../channel/records.ts";
+import { Ring } from "../channel/ring.ts";
+import { Wakes } from "../channel/wakes.ts";
+import { type Method, RequestBatch, type Service } from "../service.ts";
+import type { ShardHost } from "../shard/shard_host.ts";
 import { nativeSink } from "./native_codec.ts";
-import { recorder } from "../ops/recorder.ts";
+import { recorder } from "../../ops/recorder.ts";
 
 /** A reply a shard owes, in the order the shard will send them. */
 interface Owed {
@@ -101,8 +102,8 @@ export class Dispatcher implements CallSite {
   #inflight = 0;
   /** Connections waiting for #inflight to fall below the cap. */
   readonly #waiting = new Set<Connection>();
-  /** Shards pushed to in this batch, woken once at its end. */
-  readonly #touched = new Set<number>();
+  /** Shards pushed to in this batch, woken once at its end; the owner sets how. */
+  readonly wakes: Wakes = new Wakes();
   /**
    * owed[shard]: calls pushed to that shard whose replies have not come
    * back. A shard answers its ring in order, so the head is always the next
@@ -154,11 +155,6 @@ export class Dispatcher implements CallSite {
   /** True while shards still owe replies or fan-outs are open. */
   get busy(): boolean {
     return this.#awaiting > 0 || this.#fanouts.size > 0;
-  }
-
-  /** Shards that got calls since the last call; the caller wakes them. */
-  takeTouched(): Set<number> {
-    return this.#touched;
   }
 
   // --- CallSite ------------------------------------------------------------
@@ -288,21 +284,25 @@ export class Dispatcher implements CallSite {
     const ring = this.#o.requests[shard]!;
     const off = ring.reserve(REQUEST_HEADER + body.length);
     if (off < 0) return false;
-    const w = off >>> 2;
-    const u32 = ring.u32;
-    u32[w + Req.conn] = conn.info.id;
-    u32[w + Req.receiveBytes] = conn.receiveBytes;
-    u32[w + Req.requestId] = requestId;
-    u32[w + Req.codeFlags] = code | (flags << 16);
-    u32[w + Req.bodyLen] = body.length;
-    u32[w + Req.fanout] = fanout;
-    u32[w + Req.generation] = this.#o.generation;
-    ring.f64[(off + Req.deadlineByte) >>> 3] = deadline;
-    ring.u8.set(body, off + REQUEST_HEADER);
+    const generation = this.#o.generation;
+    const connId = conn.info.id;
+    writeRequest(
+      ring,
+      off,
+      connId,
+      conn.receiveBytes,
+      requestId,
+      code,
+      flags,
+      body,
+      deadline,
+      fanout,
+      generation,
+    );
     if (fanout === 0) conn.releasePacket();
     this.stats.alloc(Res.ring_slot, Ring.recordSize(REQUEST_HEADER + body.length));
     ring.commit();
-    this.#touched.add(shard);
+    this.wakes.touch(shard);
     if (wantReply) {
       const at = conn.arrivedAt;
       this.#owed[shard].push({ conn, sink, requestId, code, fanout, bytes: body.length, at });
@@ -486,14 +486,13 @@ export class Dispatcher implements CallSite {
       let slotBytes = 0;
       let off: number;
       while ((off = ring.next()) >= 0) {
-        const w = off >>> 2;
         slots++;
         slotBytes += Ring.recordSize(ring.payloadLength);
         n++;
         // Meant for this IO worker's previous life: nobody is waiting.
-        if (ring.u32[w + Rep.generation] !== this.#o.generation) continue;
-        const frameLen = ring.u32[w + Rep.frameLen];
-        const frame = ring.u8.subarray(off + REPLY_HEADER, off + REPLY_HEADER + frameLen);
+        if (replyGeneration(ring, off) !== this.#o.generation) continue;
+        const frame = replyFrame(ring, off);
+        const frameLen = frame.length;
         const head = owed.shift()!;
         this.#awaiting--;
         head.conn.ringBytes -= head.bytes;

@@ -7,18 +7,14 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD } from "../protocol/constants.ts";
-import { Res, type StatsBlock } from "../stats/resources.ts";
-import { Status } from "../protocol/constants.ts";
-import {
-  countError,
-  errorOutcome,
-  type Executor,
-  type Outcome,
-  writeReplyFrame,
-} from "./executor.ts";
-import { Rep, REPLY_HEADER, Req, REQUEST_HEADER } from "./records.ts";
-import { Ring } from "./ring.ts";
+import { Flags, FRAME_OVERHEAD } from "../../protocol/constants.ts";
+import { Res, type StatsBlock } from "../../stats/resources.ts";
+import { Status } from "../../protocol/constants.ts";
+import type { Executor } from "./executor.ts";
+import { countError, errorOutcome, type Outcome } from "../outcome.ts";
+import { readRequest, REPLY_HEADER, RequestRecord, writeReply } from "../channel/records.ts";
+import { Ring } from "../channel/ring.ts";
+import { Wakes } from "../channel/wakes.ts";
 
 /** What to do when an IO worker's reply ring is full. */
 export type FullPolicy = "block" | "queue";
@@ -55,10 +51,12 @@ export class ShardHost<State> {
   readonly #requests: (Ring | null)[];
   readonly #replies: (Ring | null)[];
   readonly #policy: FullPolicy;
-  /** IO workers that got replies since the last wake-up, to wake once per batch. */
-  readonly #touched: Set<number> = new Set();
+  /** IO workers that got replies since the last wake-up, to wake once per batch; the owner sets how. */
+  readonly wakes: Wakes = new Wakes();
   /** Replies waiting for room in a full ring (policy "queue" only). */
   #parked: Parked[] = [];
+  /** The request record being run, reused (see readRequest). */
+  readonly #record = new RequestRecord();
   /** Reused footprint of ring-delivered requests (they hold a task). */
   readonly #caller = { receiveBytes: 0, inPacketBytes: -1, taskBytes: 0, ringSlotBytes: 0 };
   /**
@@ -113,11 +111,6 @@ export class ShardHost<State> {
     return done;
   }
 
-  /** IO workers that were sent replies since the last call. */
-  takeTouched(): Set<number> {
-    return this.#touched;
-  }
-
   async #drainRing(io: number, ring: Ring): Promise<number> {
     const stats = this.#stats;
     let n = 0;
@@ -125,22 +118,14 @@ export class ShardHost<State> {
     // One load of the stop word per request, after its handler (see stopLevel).
     if (this.stopLevel() !== 0) return 0;
     while ((off = ring.next()) >= 0) {
-      const w = off >>> 2;
-      const u32 = ring.u32;
-      const conn = u32[w + Req.conn];
-      const requestId = u32[w + Req.requestId];
-      const codeFlags = u32[w + Req.codeFlags];
-      const bodyLen = u32[w + Req.bodyLen];
-      const fanout = u32[w + Req.fanout];
-      const generation = u32[w + Req.generation];
-      const deadline = ring.f64[(off + Req.deadlineByte) >>> 3];
-      const code = codeFlags & 0xffff;
+      const r = this.#record;
+      readRequest(ring, off, r);
+      const { conn, requestId, code, bodyLen, fanout, generation, deadline, bodyAt } = r;
       const slotBytes = Ring.recordSize(ring.payloadLength);
       stats.alloc(Res.task, bodyLen);
       const gate = this.durability;
       const before = gate === null ? 0 : gate.pushed();
-      const bodyAt = off + REQUEST_HEADER;
-      this.#caller.receiveBytes = u32[w + Req.receiveBytes];
+      this.#caller.receiveBytes = r.receiveBytes;
       this.#caller.taskBytes = bodyLen;
       this.#caller.ringSlotBytes = slotBytes;
       let outcome = this.#exec.execute(
@@ -159,7 +144,7 @@ export class ShardHost<State> {
       stats.free(Res.task, bodyLen);
       countError(stats, outcome.status);
       const seq = gate !== null && gate.pushed() !== before ? gate.pushed() : NaN;
-      if (fanout !== 0 || !((codeFlags >>> 16) & Flags.ONEWAY)) {
+      if (fanout !== 0 || !(r.flags & Flags.ONEWAY)) {
         const reply = { io, conn, fanout, generation, code, requestId, outcome, seq };
         this.#reply(reply, ring, slotBytes);
       } else {
@@ -209,7 +194,7 @@ export class ShardHost<State> {
       }
       // The IO worker never blocks, so it will drain: wake it and nap.
       // Waiting on it is not being stuck (its own heartbeat says if it is).
-      this.#wakeTouchedNow(reply.io);
+      this.wakes.now(reply.io);
       Atomics.wait(this.#nap, 0, 0, 1);
       this.progress();
     }
@@ -234,14 +219,6 @@ export class ShardHost<State> {
   /** Set by the owner: called as requests finish, for the watchdog. */
   progress: () => void = () => {};
 
-  /** Set by the owner: wakes IO worker `io` right away. */
-  wakeNow: (io: number) => void = () => {};
-
-  #wakeTouchedNow(io: number): void {
-    this.#touched.delete(io);
-    this.wakeNow(io);
-  }
-
   /**
    * Reserves and writes `reply` in its IO worker's ring and returns the ring
    * for the caller to commit, or null when the ring is full.
@@ -252,16 +229,12 @@ export class ShardHost<State> {
     const frameLen = outcome.size + FRAME_OVERHEAD;
     const off = ring.reserve(REPLY_HEADER + frameLen);
     if (off < 0) return null;
-    const w = off >>> 2;
-    ring.u32[w + Rep.conn] = reply.conn;
-    ring.u32[w + Rep.fanout] = reply.fanout;
-    ring.u32[w + Rep.frameLen] = frameLen;
-    ring.u32[w + Rep.generation] = reply.generation;
-    writeReplyFrame(ring.u8, off + REPLY_HEADER, reply.code, reply.requestId, outcome);
+    const { conn, fanout, generation, code, requestId } = reply;
+    writeReply(ring, off, conn, fanout, generation, code, requestId, outcome, frameLen);
     // Counted before publishing: the consumer frees the slot on its side.
     this.#stats.alloc(Res.ring_slot, Ring.recordSize(REPLY_HEADER + frameLen));
     this.#stats.free(Res.out_packet, frameLen);
-    this.#touched.add(io);
+    this.wakes.touch(io);
     return ring;
   }
 

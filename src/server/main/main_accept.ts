@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { CodecName } from "./codecs.ts";
+import type { CodecName } from "../io/codecs.ts";
 import type { WorkerHandle } from "./supervisor.ts";
-import type { ProxyMessage } from "./transport.ts";
+import type { ProxyMessage } from "../io/transport.ts";
 
 interface Proxied {
   conn: Deno.Conn;
