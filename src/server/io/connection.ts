@@ -263,9 +263,18 @@ export class Connection {
         stats.count(Counter.bytes_in, n);
         stats.count(Counter.socket_reads);
       }
-    } catch {
+    } catch (e) {
       // A reset or a read on a closed socket ends the connection; the
       // peer gets nothing more, other connections are not affected.
+      // Anything else is a bug in a codec or the dispatch path: said once,
+      // with its stack, so that it cannot pass for a stalled client.
+      if (!socketGone(e)) {
+        console.error(
+          `evkv: connection ${this.info.remote} ended by an error: ${
+            e instanceof Error ? e.stack ?? e.message : String(e)
+          }`,
+        );
+      }
     }
     this.closeWhenDone = true;
     this.settle();
@@ -563,4 +572,13 @@ export class Connection {
     this.#owner.closed(this);
     this.wake();
   }
+}
+
+/** True for the errors a socket ends with: the peer went away or the TLS handshake failed. */
+function socketGone(e: unknown): boolean {
+  const E = Deno.errors;
+  return e instanceof E.ConnectionReset || e instanceof E.ConnectionAborted ||
+    e instanceof E.BrokenPipe || e instanceof E.BadResource || e instanceof E.Interrupted ||
+    e instanceof E.NotConnected || e instanceof E.UnexpectedEof || e instanceof E.InvalidData ||
+    e instanceof E.TimedOut;
 }
