@@ -15,6 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
+import { memoryOnly } from "./checkout.ts";
 
 interface Target {
   name: string;
@@ -40,20 +41,6 @@ const LOAD = {
   valueSize: 100,
 };
 
-/**
- * `--persist off` for a checkout that has persistence (it persists by
- * default, which this comparison is not about); nothing for an older
- * baseline, which would refuse the flag.
- */
-function memoryOnly(cli: string): string[] {
-  try {
-    Deno.statSync(new URL("../persist", new URL(`file://${cli}`)));
-    return ["--persist", "off"];
-  } catch {
-    return [];
-  }
-}
-
 async function start(t: Target): Promise<Running> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -64,7 +51,7 @@ async function start(t: Target): Promise<Running> {
       t.script,
       "--port",
       "0",
-      ...memoryOnly(t.script),
+      ...memoryOnly(t.script.replace(/src\/server\/cli\.ts$/, "")),
       ...SERVER,
       ...t.args,
     ],

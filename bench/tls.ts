@@ -19,6 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
+import { memoryOnly } from "./checkout.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -107,20 +108,6 @@ export function makeBenchCerts(): BenchCerts {
 /** Removes what {@link makeBenchCerts} made. */
 export function removeBenchCerts(c: BenchCerts): void {
   sh(`rm -rf '${c.dir}'`);
-}
-
-/**
- * `--persist off` for a checkout that has persistence (it persists by
- * default, which this comparison is not about); nothing for an older
- * baseline, which would refuse the flag.
- */
-function memoryOnly(root: string): string[] {
-  try {
-    Deno.statSync(`${root.replace(/\/$/, "")}/src/persist`);
-    return ["--persist", "off"];
-  } catch {
-    return [];
-  }
 }
 
 async function startServer(side: Side): Promise<{ child: Deno.ChildProcess; port: number }> {
