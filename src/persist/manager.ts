@@ -174,19 +174,19 @@ export class Persistence {
 }
 
 /**
- * The start-up line about loading.
+ * The start-up message about loading (the logger adds the `evkv:` prefix).
  *
  * @example
  * ```ts
  * import { loadLine } from "@evkv/evkv";
  * loadLine({ mode: "always", dataDir: "data", loadedKeys: [2, 3], loadMs: [4, 5] });
- * // "evkv: loaded 5 keys from data in 5 ms (persist always, 2 shard files)"
+ * // "loaded 5 keys from data in 5 ms (persist always, 2 shard files)"
  * ```
  */
 export function loadLine(
   s: Pick<PersistStatus, "mode" | "dataDir" | "loadedKeys" | "loadMs">,
 ): string {
   const keys = s.loadedKeys.reduce((a, b) => a + b, 0);
-  return `evkv: loaded ${keys} keys from ${s.dataDir} in ${Math.max(...s.loadMs)} ms ` +
+  return `loaded ${keys} keys from ${s.dataDir} in ${Math.max(...s.loadMs)} ms ` +
     `(persist ${s.mode}, ${s.loadedKeys.length} shard files)`;
 }

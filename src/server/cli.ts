@@ -69,8 +69,7 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
   const persisted = server.persistence();
-  // loadLine is a whole "evkv: ..." line; the logger adds its own prefix.
-  if (persisted) log.info(loadLine(persisted).replace(/^evkv: /, ""));
+  if (persisted) log.info(loadLine(persisted));
   const { ioThreads, taskThreads, mode } = server.layout;
   const o = flags.options;
   const resp = server.addr.respPort === undefined ? "" : `, RESP on ${server.addr.respPort}`;
