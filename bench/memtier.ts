@@ -2,7 +2,7 @@
  * The memtier scenario: memtier_benchmark against redis-server and evkv's
  * RESP port in the same run, alternating which goes first each round, at
  * 1 connection, 50 connections and 50 × pipeline 16 (16 B keys, 100 B
- * values, 100k keys filled first, SET:GET 1:10), plus evkv's native wire v1
+ * values, 100k keys filled first, SET:GET 1:10), plus evkv's wire v1
  * path (kvclient bench) at 50 × 16 on the same evkv server, paired with its
  * RESP run. Ratios are medians of per-round ratios.
  *

@@ -125,7 +125,7 @@ Deno.test("200 connections that claim 4 MiB bodies and send only headers hold on
         server.stats().counters.bytes_in - before.counters.bytes_in >= 200 * 24
       );
       assert.ok(arrived, "the server read every header");
-      const held = server.stats().resources.message.heldBytes;
+      const held = server.stats().resources.receive_buffer.heldBytes;
       assert.ok(
         held <= 200 * INITIAL_RECEIVE_BYTES,
         `receive buffers hold ${held} B, not the 800 MiB claimed`,

@@ -1,5 +1,5 @@
 /**
- * The prefetch path: the native codec collects a read's requests, the
+ * The prefetch path: the wire v1 codec collects a read's requests, the
  * executor hands them to the service's hook (inline mode only, and a hook
  * that throws changes nothing), the KV hook finds the keys, and the store
  * reads their memory without changing anything.
@@ -10,7 +10,7 @@ import { prefetchKeys } from "../src/kv/request_readers.ts";
 import kvService from "../src/kv/service.ts";
 import { keyToString, ShardStore } from "../src/kv/store.ts";
 import type { HandlerContext } from "../src/server/service.ts";
-import { nativeCodec } from "../src/server/io/native_codec.ts";
+import { wireCodec } from "../src/server/io/wire_codec.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { concat, RawClient, seededRandom, text, utf8, withServer } from "./support.ts";
 import { ProbeMethod, type Seen } from "./fixtures/prefetch_service.ts";
@@ -145,30 +145,30 @@ Deno.test("with several shards the KV prefetch hook passes only this shard's key
   assert.ok(seen.every((keys) => keys.length > 0), "40 keys spread over all three shards");
 });
 
-Deno.test("the native codec collects whole frames up to the batch's capacity, and stops at a partial one", () => {
+Deno.test("the wire v1 codec collects whole frames up to the batch's capacity, and stops at a partial one", () => {
   const bodies = [utf8("one"), new Uint8Array(0), utf8("three")];
   const frames = bodies.map((b, i) => frame(10 + i, b, i));
   const stream = concat(new Uint8Array(5), ...frames);
   const batch = new RequestBatch(8);
   // Starting past some bytes already handled, ending inside the last frame.
-  nativeCodec.collect!(stream, 5, stream.length - 1, 1 << 20, batch);
+  wireCodec.collect!(stream, 5, stream.length - 1, 1 << 20, batch);
   assert.equal(batch.bytes, stream);
   assert.equal(batch.length, 2);
   assert.deepEqual(Array.from(batch.codes.subarray(0, 2)), [10, 11]);
   assert.equal(text(stream.subarray(batch.starts[0], batch.ends[0])), "one");
   assert.equal(batch.starts[1], batch.ends[1], "an empty body");
   // All three when whole; one when that is all the batch holds.
-  nativeCodec.collect!(stream, 5, stream.length, 1 << 20, batch);
+  wireCodec.collect!(stream, 5, stream.length, 1 << 20, batch);
   assert.equal(batch.length, 3);
   assert.equal(text(stream.subarray(batch.starts[2], batch.ends[2])), "three");
   const one = new RequestBatch(1);
-  nativeCodec.collect!(stream, 5, stream.length, 1 << 20, one);
+  wireCodec.collect!(stream, 5, stream.length, 1 << 20, one);
   assert.equal(one.length, 1);
   // A bad preamble or a body over the limit ends the batch, as it ends dispatch.
   const bad = concat(frames[0], new Uint8Array(30).fill(0xee), frames[2]);
-  nativeCodec.collect!(bad, 0, bad.length, 1 << 20, batch);
+  wireCodec.collect!(bad, 0, bad.length, 1 << 20, batch);
   assert.equal(batch.length, 1);
-  nativeCodec.collect!(stream, 5, stream.length, 4, batch);
+  wireCodec.collect!(stream, 5, stream.length, 4, batch);
   assert.equal(batch.length, 2, "the third body is over a 4-byte limit");
 });
 

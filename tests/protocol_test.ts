@@ -21,7 +21,7 @@ import {
   crc32Combine,
   crc32Js,
   crc32Range,
-  NATIVE_CRC_THRESHOLD,
+  ZLIB_CRC_THRESHOLD,
 } from "../src/protocol/crc32.ts";
 import {
   BAD_PREAMBLE,
@@ -230,9 +230,9 @@ Deno.test("crc32 and crc32Js agree with node:zlib for every length from 0 to 600
   }
 });
 
-Deno.test("crc32 gives the same answer just below, at and just above NATIVE_CRC_THRESHOLD", () => {
+Deno.test("crc32 gives the same answer just below, at and just above ZLIB_CRC_THRESHOLD", () => {
   const rand = prng(2);
-  for (let n = NATIVE_CRC_THRESHOLD - 9; n <= NATIVE_CRC_THRESHOLD + 9; n++) {
+  for (let n = ZLIB_CRC_THRESHOLD - 9; n <= ZLIB_CRC_THRESHOLD + 9; n++) {
     const b = randomBytes(n, rand);
     const want = zlibCrc32(b) >>> 0;
     assert.equal(crc32(b), want, `length ${n}`);
@@ -465,7 +465,7 @@ Deno.test("crcMatches checks an empty body against a zero trailer", () => {
 
 Deno.test("crcMatches works on a frame in the middle of a buffer, on both crc paths", () => {
   const rand = prng(6);
-  for (const len of [10, NATIVE_CRC_THRESHOLD + 50]) {
+  for (const len of [10, ZLIB_CRC_THRESHOLD + 50]) {
     const frame = encodeFrame(REQ, randomBytes(len, rand));
     const buf = concat(randomBytes(13, rand), frame, randomBytes(9, rand));
     assert.equal(crcMatches(buf, 13, frame.length), true);

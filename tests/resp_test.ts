@@ -236,10 +236,10 @@ for (const layout of RESP_LAYOUTS) {
         await using kv = await connect({ port: server.addr.port });
         assert.equal(await cli(server, "SET", "from-resp", "hello"), "OK");
         assert.equal(text(await kv.get("from-resp")), "hello");
-        await kv.put("from-native", "world");
-        assert.equal(await cli(server, "GET", "from-native"), "world");
-        await kv.put("ttl-native", "x", { ttlMs: 60_000 });
-        assert.equal(await cli(server, "EXISTS", "ttl-native"), "1");
+        await kv.put("from-wire", "world");
+        assert.equal(await cli(server, "GET", "from-wire"), "world");
+        await kv.put("ttl-wire", "x", { ttlMs: 60_000 });
+        assert.equal(await cli(server, "EXISTS", "ttl-wire"), "1");
       });
     },
   });

@@ -47,16 +47,16 @@ Deno.test("leakedKinds names every kind with a count or bytes still held", () =>
   const mem = createStatsMemory(1);
   const block = new StatsBlock(mem, 0);
   block.alloc(Res.task, 0);
-  block.alloc(Res.message, 16);
-  block.free(Res.message, 8);
-  assert.deepEqual(leakedKinds(snapshot(mem)), ["message", "task"]);
+  block.alloc(Res.receive_buffer, 16);
+  block.free(Res.receive_buffer, 8);
+  assert.deepEqual(leakedKinds(snapshot(mem)), ["receive_buffer", "task"]);
 });
 
 Deno.test("withoutCaller leaves out exactly what the asking request holds", () => {
   const mem = createStatsMemory(1);
   const block = new StatsBlock(mem, 0);
   block.alloc(Res.connection, 0);
-  block.alloc(Res.message, 16384);
+  block.alloc(Res.receive_buffer, 16384);
   block.alloc(Res.request, 0);
   block.alloc(Res.task, 2);
   block.alloc(Res.ring_slot, 48);
@@ -111,6 +111,6 @@ Deno.test("Stats rows and the dump list every resource kind from the one list", 
   assert.match(lines.find((l) => l.startsWith("output_buffer"))!, /^output_buffer\s+300\s+1\s+0$/);
   assert.equal(
     lines.at(-1),
-    "io worker 0: connections 1, messages 0, requests in flight 0, output queued 300 B",
+    "io worker 0: connections 1, receive buffers 0, requests in flight 0, output queued 300 B",
   );
 });

@@ -1,5 +1,5 @@
 /**
- * What the auth gate adds to a wire v1 frame's dispatch: the native
+ * What the auth gate adds to a wire v1 frame's dispatch: the plain
  * codec's dispatch of a Get (CRC check, header reads, the call), which is
  * all a server with no password runs, against the gated codec of a server
  * with passwords, for a user without limits and for one with limits (the
@@ -15,8 +15,8 @@ import { buildAuthConfig } from "../../src/auth/acl.ts";
 import { Guard } from "../../src/auth/guard.ts";
 import type { CallSite } from "../../src/server/io/connection.ts";
 import { Connection, type ConnectionOwner } from "../../src/server/io/connection.ts";
-import { nativeCodec } from "../../src/server/io/native_codec.ts";
-import { guardedNativeCodec } from "../../src/auth/wire_codec.ts";
+import { wireCodec } from "../../src/server/io/wire_codec.ts";
+import { guardedWireCodec } from "../../src/auth/wire_gate.ts";
 import { DEFAULT_LIMITS } from "../../src/server/limits.ts";
 import type { Transport } from "../../src/server/io/transport.ts";
 import { createStatsMemory, StatsBlock } from "../../src/stats/resources.ts";
@@ -56,15 +56,15 @@ const frame = encodeFrame(
   pb.GetRequest.encode({ key: new TextEncoder().encode("app:user:12345") }).finish(),
 );
 
-const plain = new Connection(owner, transport, info, nativeCodec);
+const plain = new Connection(owner, transport, info, wireCodec);
 const guard = new Guard(
   buildAuthConfig({ acl: "user r on >pw ~app:* +@read\nuser a on >pw ~* +@all" }),
   stats,
 );
-const admin = new Connection(owner, transport, info, guardedNativeCodec);
+const admin = new Connection(owner, transport, info, guardedWireCodec);
 admin.auth = guard.open(admin);
 admin.auth.succeed(guard.users.get("a")!);
-const limited = new Connection(owner, transport, info, guardedNativeCodec);
+const limited = new Connection(owner, transport, info, guardedWireCodec);
 limited.auth = guard.open(limited);
 limited.auth.succeed(guard.users.get("r")!);
 
@@ -80,7 +80,7 @@ for (
     group: "dispatch one Get frame",
     baseline,
     fn() {
-      nativeCodec.dispatch(conn, frame, 0, frame.length, site);
+      wireCodec.dispatch(conn, frame, 0, frame.length, site);
     },
   });
 }

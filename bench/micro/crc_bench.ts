@@ -1,13 +1,13 @@
 /**
  * CRC-32 of frame bodies: the JS slice-by-16 table against node:zlib's
- * native crc32 at several sizes, to check where NATIVE_CRC_THRESHOLD sits.
+ * native crc32 at several sizes, to check where ZLIB_CRC_THRESHOLD sits.
  *
  * Run: `deno bench bench/micro/crc_bench.ts`
  *
  * @module
  */
 import { crc32 as zlibCrc32 } from "node:zlib";
-import { crc32, crc32Js, NATIVE_CRC_THRESHOLD } from "../../src/protocol/crc32.ts";
+import { crc32, crc32Js, ZLIB_CRC_THRESHOLD } from "../../src/protocol/crc32.ts";
 
 const SIZES = [16, 64, 256, 1024, 4096, 65536];
 
@@ -34,7 +34,7 @@ for (const size of SIZES) {
     },
   });
   Deno.bench({
-    name: `crc32 (JS below ${NATIVE_CRC_THRESHOLD} B, else zlib) ${size} B`,
+    name: `crc32 (JS below ${ZLIB_CRC_THRESHOLD} B, else zlib) ${size} B`,
     group,
     fn() {
       sink ^= crc32(bytes);

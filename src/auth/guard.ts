@@ -311,7 +311,7 @@ const NO_BYTES = new Uint8Array(0);
  *
  * @example
  * ```ts
- * // In the native codec: a non-null outcome is sent back and nothing runs.
+ * // In the wire v1 codec: a non-null outcome is sent back and nothing runs.
  * // const refusal = wireGate(auth, code, buf, bodyStart, bodyEnd);
  * ```
  */

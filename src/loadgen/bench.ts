@@ -404,7 +404,7 @@ export function formatResult(r: BenchResult): string {
 /** Text of `kvclient bench --help`. */
 export const BENCH_USAGE: string = `Usage: kvclient bench [options]
 
-Load generator for the evkv native protocol. Fills the keyspace with
+Load generator for evkv wire v1. Fills the keyspace with
 pipelined Puts, then runs a mix of Gets and Puts and reports ops/s, MB/s
 and latency percentiles (HDR histogram), and errors by status.
 

@@ -60,7 +60,7 @@ export const BUCKETS = LATENCY_BOUNDS_S.length + 1;
 
 /** Slot offsets in a block. */
 export const Layout = {
-  native: 0,
+  wire: 0,
   resp: METHOD_SLOTS * STATUS_SLOTS,
   hist: METHOD_SLOTS * STATUS_SLOTS + COMMAND_SLOTS * 2,
   /** Per histogram: BUCKETS counts, then the sum (seconds); the count is their sum. */
@@ -165,7 +165,7 @@ export class Recorder {
   wire(code: number, status: number, at: number, remote: string): void {
     const m = code < METHOD_SLOTS ? code : METHOD_SLOTS - 1;
     const s = status < STATUS_SLOTS ? status : STATUS_SLOTS - 1;
-    this.#slots[Layout.native + m * STATUS_SLOTS + s]++;
+    this.#slots[Layout.wire + m * STATUS_SLOTS + s]++;
     this.#timed(at, m, remote);
   }
 
@@ -317,7 +317,7 @@ export interface Histogram {
 
 /** Sums of every IO worker's block. */
 export interface RequestTotals {
-  /** native[code][status]: wire v1 replies. */
+  /** wire[code][status]: wire v1 replies. */
   wire: Float64Array;
   /** resp[command * 2 + failed]: RESP replies. */
   resp: Float64Array;
@@ -352,7 +352,7 @@ export function readRequestTotals(mem: OpsMemory): RequestTotals {
     return { cumulative, sum: sum[h + BUCKETS], count: run };
   });
   return {
-    wire: sum.subarray(Layout.native, Layout.resp),
+    wire: sum.subarray(Layout.wire, Layout.resp),
     resp: sum.subarray(Layout.resp, Layout.hist),
     latency,
   };

@@ -116,7 +116,7 @@ export const KvMethod = {
 } as const;
 
 /**
- * Internal methods of the KV service: not part of wire v1 (the native port
+ * Internal methods of the KV service: not part of wire v1 (the wire v1 port
  * answers UNKNOWN_METHOD), used by the RESP front door.
  *
  * @example

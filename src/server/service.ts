@@ -192,7 +192,7 @@ export interface MethodSpec<Req, Rep, State> {
   merge?(parts: Rep[], request: Req, maxBytes: number): Rep;
   /**
    * Only callable by codecs that ask for internal methods (RESP uses them
-   * for SET NX/XX and DBSIZE); on the native port the code is unknown.
+   * for SET NX/XX and DBSIZE); on the wire v1 port the code is unknown.
    */
   internal?: boolean;
 }

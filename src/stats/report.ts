@@ -77,14 +77,14 @@ export function formatDump(
     `==== evkv resources at ${now.toISOString()} (pid ${meta.pid}, up ${
       (meta.uptimeMs / 1000).toFixed(1)
     } s) ====`,
-    `${"kind".padEnd(14)}${"held_bytes".padStart(14)}${"alloc_times".padStart(14)}${
+    `${"kind".padEnd(16)}${"held_bytes".padStart(14)}${"alloc_times".padStart(14)}${
       "free_times".padStart(14)
     }`,
   ];
   for (const kind of RESOURCE_KINDS) {
     const r = total.resources[kind];
     lines.push(
-      `${kind.padEnd(14)}${String(r.heldBytes).padStart(14)}${String(r.alloc).padStart(14)}${
+      `${kind.padEnd(16)}${String(r.heldBytes).padStart(14)}${String(r.alloc).padStart(14)}${
         String(r.free).padStart(14)
       }`,
     );
@@ -93,8 +93,8 @@ export function formatDump(
     const held = (k: keyof StatsSnapshot["resources"]) =>
       snap.resources[k].alloc - snap.resources[k].free;
     lines.push(
-      `io worker ${index}: connections ${held("connection")}, messages ${
-        held("message")
+      `io worker ${index}: connections ${held("connection")}, receive buffers ${
+        held("receive_buffer")
       }, requests in flight ${
         held("request")
       }, output queued ${snap.resources.output_buffer.heldBytes} B`,

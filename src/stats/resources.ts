@@ -20,7 +20,7 @@ export const RESOURCE_KINDS = [
   /** An accepted TCP connection, from accept to close. */
   "connection",
   /** A connection's receive buffer; bytes = its capacity. */
-  "message",
+  "receive_buffer",
   /** A parsed request frame, from parse until its reply is queued or dropped. */
   "request",
   /** A request frame's bytes, while the IO worker still needs them. */
@@ -290,7 +290,7 @@ export function withoutCaller(snap: StatsSnapshot, caller: CallerFootprint): Sta
     resources[kind] = { alloc: r.alloc - 1, free: r.free, heldBytes: r.heldBytes - bytes };
   };
   drop("connection", 0);
-  drop("message", caller.receiveBytes);
+  drop("receive_buffer", caller.receiveBytes);
   drop("request", 0);
   if (caller.inPacketBytes >= 0) drop("in_packet", caller.inPacketBytes);
   if (caller.taskBytes >= 0) drop("task", caller.taskBytes);

@@ -8,9 +8,9 @@
  * @module
  */
 import type { Codec } from "./connection.ts";
-import { nativeCodec } from "./native_codec.ts";
+import { wireCodec } from "./wire_codec.ts";
 
-/** A codec's name: `native` (wire v1) or a key of {@link loadCodecs}' URLs. */
+/** A codec's name: `wire` (wire v1) or a key of {@link loadCodecs}' URLs. */
 export type CodecName = string;
 
 /**
@@ -20,13 +20,13 @@ export type CodecName = string;
  * @example
  * ```ts
  * const codecs = await loadCodecs({});
- * codecs.native; // wire v1
+ * codecs.wire; // wire v1
  * ```
  */
 export async function loadCodecs(urls: Readonly<Record<CodecName, string>>): Promise<
   Record<CodecName, Codec>
 > {
-  const codecs: Record<CodecName, Codec> = { native: nativeCodec };
+  const codecs: Record<CodecName, Codec> = { wire: wireCodec };
   for (const [name, url] of Object.entries(urls)) {
     codecs[name] = (await import(url)).default as Codec;
   }

@@ -211,7 +211,7 @@ export class Connection {
     this.#out = new Uint8Array(4096);
     this.#spare = new Uint8Array(4096);
     owner.stats.alloc(Res.connection, 0);
-    owner.stats.alloc(Res.message, this.#buf.length);
+    owner.stats.alloc(Res.receive_buffer, this.#buf.length);
     this.#memoryChanged();
   }
 
@@ -403,8 +403,8 @@ export class Connection {
     if (size !== buf.length) {
       const next = new Uint8Array(size);
       next.set(buf.subarray(this.#start, this.#end));
-      stats.free(Res.message, buf.length);
-      stats.alloc(Res.message, size);
+      stats.free(Res.receive_buffer, buf.length);
+      stats.alloc(Res.receive_buffer, size);
       this.#buf = buf = next;
       this.#memoryChanged();
     } else if (this.#start > 0) {
@@ -565,7 +565,7 @@ export class Connection {
     if (this.#outLen > 0) stats.freeMany(Res.output_buffer, this.#outFrames, this.#outLen);
     this.#outLen = 0;
     this.#outFrames = 0;
-    stats.free(Res.message, this.#buf.length);
+    stats.free(Res.receive_buffer, this.#buf.length);
     stats.free(Res.connection, 0);
     this.#memoryChanged();
     stats.count(Counter.connections_closed);

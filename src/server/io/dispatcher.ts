@@ -19,7 +19,7 @@ import { Ring } from "../channel/ring.ts";
 import { Wakes } from "../channel/wakes.ts";
 import { type Method, RequestBatch, type Service } from "../service.ts";
 import type { ShardHost } from "../shard/shard_host.ts";
-import { nativeSink } from "./native_codec.ts";
+import { wireSink } from "./wire_codec.ts";
 import { recorder } from "../../ops/recorder.ts";
 
 /** A reply a shard owes, in the order the shard will send them. */
@@ -445,7 +445,7 @@ export class Dispatcher implements CallSite {
       sink.outcome(conn, code, requestId, o);
       this.stats.free(Res.out_packet, size);
       this.stats.count(Counter.replies);
-      if (sink === nativeSink) recorder.wire(code, o.status, at, conn.info.remote);
+      if (sink === wireSink) recorder.wire(code, o.status, at, conn.info.remote);
     }
     this.#release(conn);
   }
@@ -507,7 +507,7 @@ export class Dispatcher implements CallSite {
         } else if (head.conn.admitReply(frameLen)) {
           head.sink.frame(head.conn, frame);
           this.stats.count(Counter.replies);
-          if (head.sink === nativeSink) {
+          if (head.sink === wireSink) {
             const status = readU32(frame, HeaderOffset.status);
             recorder.wire(head.code, status, head.at, head.conn.info.remote);
           }
@@ -516,7 +516,7 @@ export class Dispatcher implements CallSite {
           countError(this.stats, o.status);
           head.sink.outcome(head.conn, head.code, head.requestId, o);
           this.stats.count(Counter.replies);
-          if (head.sink === nativeSink) {
+          if (head.sink === wireSink) {
             recorder.wire(head.code, o.status, head.at, head.conn.info.remote);
           }
         }

@@ -37,7 +37,7 @@ import {
 import { type ProxyMessage, ProxyTransport, type Transport } from "./transport.ts";
 import type { AuthConfig } from "../../auth/acl.ts";
 import { Guard } from "../../auth/guard.ts";
-import { guardedNativeCodec, wireAuthFallback } from "../../auth/wire_codec.ts";
+import { guardedWireCodec, wireAuthFallback } from "../../auth/wire_gate.ts";
 import { type Closable, listenClientAuth, listenTls, type TlsOptions } from "../../auth/tls.ts";
 
 /** The worker global, typed here rather than through a lib directive (JSR bans those). */
@@ -232,12 +232,12 @@ class IoWorker implements ConnectionOwner {
     }
     const id = this.#nextConnId++;
     const info = { id, ioWorker: this.#index, remote };
-    const gated = codec === "native" && this.#guard !== null && !this.#guard.wideOpen;
+    const gated = codec === "wire" && this.#guard !== null && !this.#guard.wideOpen;
     const conn = new Connection(
       this,
       transport,
       info,
-      gated ? guardedNativeCodec : this.#codecs[codec],
+      gated ? guardedWireCodec : this.#codecs[codec],
     );
     if (this.#guard !== null) conn.auth = this.#guard.open(conn);
     conn.codec.open(conn);

@@ -245,7 +245,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   const generations: number[] = [];
   // One listening port per codec: wire v1 always, RESP when asked for.
   const endpoints: { codec: CodecName; port: number }[] = [
-    { codec: "native", port: options.port ?? 7379 },
+    { codec: "wire", port: options.port ?? 7379 },
   ];
   if (options.respPort !== undefined) endpoints.push({ codec: "resp", port: options.respPort });
   const listeners: { listener: Deno.Listener; codec: CodecName }[] = [];

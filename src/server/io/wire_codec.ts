@@ -1,5 +1,5 @@
 /**
- * The native codec: evkv wire v1 (`docs/protocol.md`). A frame is a 24-byte
+ * The wire v1 codec (`docs/protocol.md`). A frame is a 24-byte
  * header, a protobuf body and its CRC-32; replies from shards are already
  * whole wire v1 frames, so they are copied to the socket as they are.
  *
@@ -25,8 +25,8 @@ import type { Connection } from "./connection.ts";
 import type { RequestBatch } from "../service.ts";
 import { errorOutcome } from "../outcome.ts";
 
-/** Answers of native requests: wire v1 frames, written as they are. */
-export const nativeSink: ReplySink = {
+/** Answers of wire v1 requests: wire v1 frames, written as they are. */
+export const wireSink: ReplySink = {
   frame(conn, frame) {
     conn.queueBytes(frame);
   },
@@ -40,7 +40,7 @@ function codeAt(buf: Uint8Array, off: number): number {
 }
 
 /** The wire v1 codec. */
-export const nativeCodec: Codec = {
+export const wireCodec: Codec = {
   name: "evkv wire v1",
 
   open() {},
@@ -91,7 +91,7 @@ export const nativeCodec: Codec = {
     if (!crcMatches(buf, off, total)) {
       site.reject(
         conn,
-        nativeSink,
+        wireSink,
         code,
         requestId,
         flags,
@@ -107,7 +107,7 @@ export const nativeCodec: Codec = {
     const bodyEnd = off + total - 4;
     site.call(
       conn,
-      nativeSink,
+      wireSink,
       code,
       requestId,
       flags,

@@ -1,7 +1,7 @@
 /**
- * wire v1 for servers with passwords or ACL users: the native codec with
+ * wire v1 for servers with passwords or ACL users: the plain wire v1 codec with
  * the auth gate in front of every call. Servers with neither use the plain
- * native codec, whose dispatch has no check at all (measured: a check
+ * wire v1 codec, whose dispatch has no check at all (measured: a check
  * there cost a few percent of CPU per request in the served path, where
  * V8 inlines the dispatch); their `Auth` calls reach the dispatcher as an
  * unknown method and are answered by its fallback ({@link wireAuthFallback}).
@@ -13,25 +13,25 @@ import { crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
 import type { CallSite, Codec } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import type { Outcome } from "../server/outcome.ts";
-import { nativeCodec, nativeSink } from "../server/io/native_codec.ts";
+import { wireCodec, wireSink } from "../server/io/wire_codec.ts";
 import { wireGate } from "./guard.ts";
 
 const HEADER_SIZE = 24;
 
 /**
- * The native codec behind the auth gate. The gate runs only after the
+ * The wire v1 codec behind the auth gate. The gate runs only after the
  * frame's CRC matched (a corrupted `Auth` must never be tried), so a
  * restricted connection's frames have their CRC computed twice; an
  * unrestricted one's go straight through.
  *
  * @example
  * ```ts
- * import { guardedNativeCodec } from "./wire_codec.ts";
- * console.log(guardedNativeCodec.name);
+ * import { guardedWireCodec } from "./wire_gate.ts";
+ * console.log(guardedWireCodec.name);
  * ```
  */
-export const guardedNativeCodec: Codec = {
-  ...nativeCodec,
+export const guardedWireCodec: Codec = {
+  ...wireCodec,
   name: "evkv wire v1, authenticated",
 
   dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {
@@ -43,11 +43,11 @@ export const guardedNativeCodec: Codec = {
       const refusal = wireGate(auth, code, buf, off + HEADER_SIZE, off + total - 4);
       if (refusal !== null) {
         const requestId = readU32(buf, off + HeaderOffset.requestId);
-        site.reject(conn, nativeSink, code, requestId, buf[off + HeaderOffset.flags], refusal);
+        site.reject(conn, wireSink, code, requestId, buf[off + HeaderOffset.flags], refusal);
         return;
       }
     }
-    nativeCodec.dispatch(conn, buf, off, total, site);
+    wireCodec.dispatch(conn, buf, off, total, site);
   },
 };
 
