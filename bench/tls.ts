@@ -19,7 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { memoryOnly } from "./checkout.ts";
+import { alternate, cpuSeconds, median, startServe } from "./checkout.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -27,7 +27,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 export interface Side {
   /** Name in the report. */
   name: string;
-  /** Checkout whose `src/server/cli.ts` runs. */
+  /** Checkout whose `deno task serve` entry runs. */
   root: string;
   /** Extra server flags. */
   args: string[];
@@ -49,24 +49,6 @@ export interface PairedRound {
 interface SideRun {
   result: BenchResult;
   cpuUs: number;
-}
-
-/**
- * User + system CPU seconds of process `pid` so far (Linux /proc), or NaN.
- * Read through `cat`: Deno lets a script read another process's /proc
- * files only with --allow-all, and the suite runs with --allow-run instead.
- */
-function cpuSeconds(pid: number): number {
-  try {
-    const out = new Deno.Command("cat", { args: [`/proc/${pid}/stat`] }).outputSync();
-    if (!out.success) return NaN;
-    const stat = new TextDecoder().decode(out.stdout);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 a second).
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 /** Certificates made for one run, in a temporary directory. */
@@ -110,42 +92,8 @@ export function removeBenchCerts(c: BenchCerts): void {
   sh(`rm -rf '${c.dir}'`);
 }
 
-async function startServer(side: Side): Promise<{ child: Deno.ChildProcess; port: number }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      `${side.root.replace(/\/$/, "")}/src/server/cli.ts`,
-      "--port",
-      "0",
-      "--mode",
-      "inline",
-      "--io-threads",
-      "1",
-      ...memoryOnly(side.root),
-      ...side.args,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let seen = "";
-  while (!/listening on [^:]+:(\d+)/.test(seen)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`Start ${side.name}: the server exited: ${seen}`);
-    seen += new TextDecoder().decode(value);
-  }
-  // Keep draining stdout so the server never blocks on a full pipe.
-  (async () => {
-    while (!(await reader.read()).done);
-  })();
-  return { child, port: Number(/listening on [^:]+:(\d+)/.exec(seen)![1]) };
-}
-
 async function measureSide(side: Side, seconds: number): Promise<SideRun> {
-  const s = await startServer(side);
+  const s = await startServe(side.root, ["--mode", "inline", "--io-threads", "1", ...side.args]);
   try {
     const ca = side.ca === undefined ? undefined : [Deno.readTextFileSync(side.ca)];
     const run = (durationS: number) =>
@@ -166,8 +114,7 @@ async function measureSide(side: Side, seconds: number): Promise<SideRun> {
     const cpuUs = (cpuSeconds(s.child.pid) - cpu0) * 1e6 / (result.ops || 1);
     return { result, cpuUs };
   } finally {
-    s.child.kill("SIGTERM");
-    await s.child.status;
+    await s.stop();
   }
 }
 
@@ -187,31 +134,24 @@ export async function pairedRounds(
   rounds: number,
   seconds: number,
 ): Promise<PairedRound[]> {
-  const out: PairedRound[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? [a, b] : [b, a];
-    const res = new Map<Side, SideRun>();
-    for (const side of order) res.set(side, await measureSide(side, seconds));
-    const ra = res.get(a)!;
-    const rb = res.get(b)!;
+  const pairs = await alternate(
+    [a, b],
+    rounds,
+    (side) => measureSide(side, seconds),
+    ([ra, rb], r) =>
+      console.error(
+        `  round ${r + 1}: ${a.name} ${Math.round(ra.result.opsPerSec)} ops/s, ${b.name} ${
+          Math.round(rb.result.opsPerSec)
+        } ops/s, ratio ${(rb.result.opsPerSec / ra.result.opsPerSec).toFixed(3)}, server CPU ` +
+          `µs/request ${ra.cpuUs.toFixed(3)} / ${rb.cpuUs.toFixed(3)}, errors ${
+            JSON.stringify([ra.result.errors, rb.result.errors])
+          }`,
+      ),
+  );
+  return pairs.map(([ra, rb]) => {
     const ops: [number, number] = [ra.result.opsPerSec, rb.result.opsPerSec];
-    out.push({ ops, ratio: ops[1] / ops[0], cpuUs: [ra.cpuUs, rb.cpuUs] });
-    console.error(
-      `  round ${r + 1}: ${a.name} ${Math.round(ops[0])} ops/s, ${b.name} ${
-        Math.round(ops[1])
-      } ops/s, ratio ${(ops[1] / ops[0]).toFixed(3)}, server CPU µs/request ${
-        ra.cpuUs.toFixed(3)
-      } / ${rb.cpuUs.toFixed(3)}, errors ${JSON.stringify([ra.result.errors, rb.result.errors])}`,
-    );
-  }
-  return out;
-}
-
-/** The median of `xs`. */
-export function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+    return { ops, ratio: ops[1] / ops[0], cpuUs: [ra.cpuUs, rb.cpuUs] };
+  });
 }
 
 /** Markdown of a comparison: one row per round and the median ratio. */
