@@ -16,8 +16,21 @@ export interface RespRun {
   p50Ms: Record<string, number>;
 }
 
+/**
+ * redis-benchmark's arguments for SET and GET, `requests` of each, 16 in
+ * flight per client (its default 50 clients).
+ *
+ * @example
+ * ```ts
+ * const args = redisBenchmarkArgs(200_000); // ["-t", "set,get", "-n", "200000", ...]
+ * ```
+ */
+export function redisBenchmarkArgs(requests = 100_000): string[] {
+  return ["-t", "set,get", "-n", String(requests), "-P", "16", "-q"];
+}
+
 /** The redis-benchmark arguments of the comparison (the issue's command). */
-export const REDIS_BENCHMARK_ARGS = ["-t", "set,get", "-n", "100000", "-P", "16", "-q"];
+export const REDIS_BENCHMARK_ARGS: string[] = redisBenchmarkArgs();
 
 /** True when `cmd` is on the PATH. */
 export function have(cmd: string): boolean {
@@ -46,10 +59,14 @@ export function parseRedisBenchmark(server: string, out: string): RespRun {
   return { server, rps, p50Ms };
 }
 
-/** Runs redis-benchmark against `port`. */
-export async function redisBenchmark(server: string, port: number): Promise<RespRun> {
+/** Runs redis-benchmark against `port`, `requests` SETs then as many GETs. */
+export async function redisBenchmark(
+  server: string,
+  port: number,
+  requests = 100_000,
+): Promise<RespRun> {
   const out = await new Deno.Command("redis-benchmark", {
-    args: ["-p", String(port), ...REDIS_BENCHMARK_ARGS],
+    args: ["-p", String(port), ...redisBenchmarkArgs(requests)],
     stdout: "piped",
     stderr: "piped",
   }).output();

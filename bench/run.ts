@@ -80,15 +80,17 @@ export interface Target {
  * every other key then lives in the other thread's shard and crosses a ring
  * both ways; pool with 2 IO or 2 task workers is no faster than 1 + 1.
  */
-const POOL_THREADS = ["--io-threads", "1", "--workers", "1"];
-const INLINE_THREADS = ["--io-threads", "1"];
+/** Server flags of `--mode pool`'s threads in the suite: 1 IO worker + 1 task worker. */
+export const POOL_THREADS: string[] = ["--io-threads", "1", "--workers", "1"];
+/** Server flags of `--mode inline`'s threads in the suite: 1 IO worker. */
+export const INLINE_THREADS: string[] = ["--io-threads", "1"];
 /**
  * The echo ceiling runs with 1 thread (as many as evkv's IO workers here)
  * and with 2 (one per core); the better of the two is the ceiling.
  */
 const ECHO_THREADS = [1, 2];
 /** Load generator worker threads (capped by the connection count). */
-const LOADGEN_THREADS = 2;
+export const LOADGEN_THREADS = 2;
 /**
  * Extra rounds of the pipelined scenario after the matrix: its best evkv
  * mode and its best echo server back to back, alternating which goes first.
@@ -129,7 +131,11 @@ export const TARGETS: Target[] = [
 ];
 
 /** The workload every run uses. */
-const WORKLOAD = { ratio: { get: 9, put: 1 }, keys: 10_000, valueSize: 100 };
+export const WORKLOAD: { ratio: { get: number; put: number }; keys: number; valueSize: number } = {
+  ratio: { get: 9, put: 1 },
+  keys: 10_000,
+  valueSize: 100,
+};
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -551,8 +557,15 @@ function cpuModel(): string {
   }
 }
 
-/** `2025-01-31-1405` (UTC): sorts by time, one file per run. */
-function stampNow(d: Date): string {
+/**
+ * `2025-01-31-1405` (UTC): sorts by time, one file per run.
+ *
+ * @example
+ * ```ts
+ * const name = `${stampNow(new Date())}.md`;
+ * ```
+ */
+export function stampNow(d: Date): string {
   const p = (n: number) => String(n).padStart(2, "0");
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}-` +
     `${p(d.getUTCHours())}${p(d.getUTCMinutes())}`;

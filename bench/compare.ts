@@ -1,0 +1,421 @@
+/**
+ * `deno task bench:compare --baseline DIR`: this checkout against another
+ * checkout of evkv (for example the previous commit, made with
+ * `git worktree add /work/base <commit>`), in one run, for changes that must
+ * leave the speed as it was. Each side's server starts through that
+ * checkout's own `deno task serve` entry, on free loopback ports, in memory
+ * only; the rounds alternate which side goes first (A B, B A, ...), and each
+ * case is judged on the median of its per-round ratios (this / baseline),
+ * since the shared VM drifts by more than the changes it is meant to show.
+ *
+ * Cases: wire v1 Get:Put 9:1 (`kvclient bench`'s load generator, the suite's
+ * workload) at 50 connections without pipelining and with 16 in flight, in
+ * `--mode pool` and `--mode inline` (`--accept reuseport`), one connection's
+ * latency in pool mode, and RESP SET and GET with `redis-benchmark -P 16` in
+ * pool mode when redis-benchmark is installed. Writes
+ * `bench/results/<date>-compare.md` and prints it.
+ *
+ * ```sh
+ * deno task bench:compare --baseline /work/base               # 4 s x 5 rounds, ~5 minutes
+ * deno task bench:compare --baseline /work/base --seconds 1 --rounds 2   # a smoke test
+ * ```
+ *
+ * It holds `/tmp/evkv-bench.lock` (flock) while it runs, so that benchmarks
+ * do not overlap; under `flock /tmp/evkv-bench.lock ...` it uses the lock it
+ * was given.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
+import { alternate, cpuSeconds, median, type Served, startServe } from "./checkout.ts";
+import { have, redisBenchmark, type RespRun } from "./resp.ts";
+import {
+  INLINE_THREADS,
+  LOADGEN_THREADS,
+  POOL_THREADS,
+  type Scenario,
+  SCENARIOS,
+  stampNow,
+  WORKLOAD,
+} from "./run.ts";
+
+/** The lock every benchmark on this machine runs under. */
+export const BENCH_LOCK = "/tmp/evkv-bench.lock";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** A server mode of the comparison and the cases measured on one server started in it. */
+interface Mode {
+  /** `pool` or `inline`. */
+  name: string;
+  /** Its server flags. */
+  flags: string[];
+  /** Its wire v1 scenarios. */
+  scenarios: Scenario[];
+  /** Whether redis-benchmark runs against its RESP port too. */
+  resp: boolean;
+}
+
+/** One case's figures from one side in one round. */
+export interface Sample {
+  /** OK replies per second. */
+  opsPerSec: number;
+  /** Median latency in ms. */
+  p50Ms: number;
+  /** 99th percentile latency in ms; NaN where the client does not give it. */
+  p99Ms: number;
+  /** Server CPU time (user + system) per request in µs; NaN where unknown. */
+  cpuUs: number;
+  /** Failed requests, by kind. */
+  errors: Record<string, number>;
+}
+
+/** One side's samples in one round, by case name. */
+type Samples = Map<string, Sample>;
+
+/** One side of the comparison. */
+interface Side {
+  /** Name in the report. */
+  name: string;
+  /** Its checkout. */
+  root: string;
+}
+
+function fmtInt(n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "-";
+}
+
+function fmtMs(n: number): string {
+  return Number.isFinite(n) ? n.toFixed(3) : "-";
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A case's name in the report. */
+function caseName(mode: Mode, what: string): string {
+  return `${mode.name}: ${what}`;
+}
+
+function wireSample(r: BenchResult, cpuUs: number): Sample {
+  return {
+    opsPerSec: r.opsPerSec,
+    p50Ms: r.latencyMs.p50,
+    p99Ms: r.latencyMs.p99,
+    cpuUs,
+    errors: { ...r.errors, ...r.fill.errors },
+  };
+}
+
+function respSample(run: RespRun, test: string): Sample {
+  return {
+    opsPerSec: run.rps[test] ?? NaN,
+    p50Ms: run.p50Ms[test] ?? NaN,
+    p99Ms: NaN,
+    cpuUs: NaN,
+    errors: run.rps[test] === undefined ? { [`no ${test} result`]: 1 } : {},
+  };
+}
+
+/**
+ * Starts `side`'s server in `mode`, warms it up (which also fills the
+ * keyspace), runs the mode's cases one after another and stops it.
+ */
+async function measureMode(
+  side: Side,
+  mode: Mode,
+  seconds: number,
+  into: Samples,
+  failures: string[],
+): Promise<void> {
+  let server: Served;
+  try {
+    server = await startServe(side.root, [
+      ...mode.flags,
+      ...(mode.resp ? ["--resp-port", "0"] : []),
+    ]);
+  } catch (err) {
+    failures.push(`${side.name}, ${mode.name}: did not start: ${message(err)}`);
+    return;
+  }
+  const bench = (connections: number, pipeline: number, durationS: number, fill: boolean) =>
+    runBench({
+      port: server.port,
+      connections,
+      pipeline,
+      durationS,
+      fill,
+      threads: LOADGEN_THREADS,
+      ...WORKLOAD,
+    });
+  try {
+    // Warm the JIT on both ends so that the first case does not pay for it.
+    await bench(8, 8, Math.min(0.5, seconds / 2), true);
+    for (const s of mode.scenarios) {
+      const cpu0 = cpuSeconds(server.child.pid);
+      const r = await bench(s.connections, s.pipeline, seconds, false);
+      const cpuUs = (cpuSeconds(server.child.pid) - cpu0) * 1e6 / (r.ops || 1);
+      into.set(caseName(mode, s.name), wireSample(r, cpuUs));
+    }
+    if (mode.resp) {
+      if (server.respPort === undefined) throw new Error("no RESP port in its listening line");
+      // About `seconds` of SETs and as many of GETs at this VM's ~250k requests/s.
+      const run = await redisBenchmark(side.name, server.respPort, 60_000 * seconds);
+      for (const test of ["SET", "GET"]) {
+        into.set(caseName(mode, `RESP ${test}, redis-benchmark -P 16`), respSample(run, test));
+      }
+    }
+  } catch (err) {
+    failures.push(`${side.name}, ${mode.name}: ${message(err)}`);
+  } finally {
+    const code = await server.stop();
+    if (code !== 0) failures.push(`${side.name}, ${mode.name}: the server exited with ${code}`);
+  }
+}
+
+/** Per case: both sides' medians and the median of the per-round ratios. */
+export interface CaseSummary {
+  /** `pool: 50 conns, pipeline 16` and the like. */
+  name: string;
+  /** Rounds in which both sides measured the case. */
+  rounds: number;
+  /** Median ops/s of the baseline, then of this checkout. */
+  opsPerSec: [number, number];
+  /** Median of the rounds' ops/s ratios, this / baseline. */
+  ratio: number;
+  /** Smallest and largest round ratio. */
+  spread: [number, number];
+  /** Median p50 and p99 in ms, baseline then this checkout. */
+  p50Ms: [number, number];
+  p99Ms: [number, number];
+  /** Median of the rounds' server CPU per request ratios, this / baseline; NaN if unknown. */
+  cpuRatio: number;
+  /** Errors over all rounds, baseline then this checkout. */
+  errors: [number, number];
+}
+
+/**
+ * Folds the rounds into one summary per case, in the order the cases were
+ * first measured.
+ *
+ * @example
+ * ```ts ignore
+ * const rows = summarise(await alternate([base, here], 5, measure));
+ * ```
+ */
+export function summarise(pairs: [Samples, Samples][]): CaseSummary[] {
+  const names = [...new Set(pairs.flatMap(([a, b]) => [...a.keys(), ...b.keys()]))];
+  return names.map((name) => {
+    const both = pairs.filter(([a, b]) => a.has(name) && b.has(name))
+      .map(([a, b]) => [a.get(name)!, b.get(name)!] as const);
+    const each = (f: (s: Sample) => number): [number, number] => [
+      median(both.map(([a]) => f(a))),
+      median(both.map(([, b]) => f(b))),
+    ];
+    const ratios = both.map(([a, b]) => b.opsPerSec / a.opsPerSec);
+    const errors = (s: Sample) => Object.values(s.errors).reduce((x, y) => x + y, 0);
+    return {
+      name,
+      rounds: both.length,
+      opsPerSec: each((s) => s.opsPerSec),
+      ratio: median(ratios),
+      spread: [Math.min(...ratios), Math.max(...ratios)],
+      p50Ms: each((s) => s.p50Ms),
+      p99Ms: each((s) => s.p99Ms),
+      cpuRatio: median(both.map(([a, b]) => b.cpuUs / a.cpuUs)),
+      errors: [
+        both.reduce((n, [a]) => n + errors(a), 0),
+        both.reduce((n, [, b]) => n + errors(b), 0),
+      ],
+    };
+  });
+}
+
+/** `abc1234` plus a note when the tree has uncommitted changes; "" outside git. */
+function revision(root: string): string {
+  const git = (...args: string[]) => {
+    try {
+      const out = new Deno.Command("git", { args: ["-C", root, ...args], stdout: "piped" })
+        .outputSync();
+      return out.success ? new TextDecoder().decode(out.stdout).trim() : "";
+    } catch {
+      return "";
+    }
+  };
+  const head = git("rev-parse", "--short", "HEAD");
+  if (!head) return "";
+  return git("status", "--porcelain").length > 0 ? `${head} + uncommitted changes` : head;
+}
+
+/** The markdown report. */
+function render(
+  sides: [Side, Side],
+  modes: Mode[],
+  rows: CaseSummary[],
+  failures: string[],
+  meta: { stamp: string; seconds: number; rounds: number; totalS: number; load: number[] },
+): string {
+  const [base, here] = sides;
+  const out = [
+    `# evkv: this checkout against ${base.root}, ${meta.stamp}`,
+    "",
+    `- baseline: \`${base.root}\` ${revision(base.root)}`,
+    `- this checkout: \`${here.root}\` ${revision(here.root)}`,
+    "",
+    `${navigator.hardwareConcurrency} cores, ${Deno.build.os} ${Deno.build.arch}, Deno ` +
+    `${Deno.version.deno}; load average at start ${
+      meta.load.map((l) => l.toFixed(2)).join(" ")
+    }. ${meta.rounds} rounds, alternating which side goes first (A B, B A, ...); ` +
+    `${meta.seconds} s per wire v1 run. Each side's server starts through its checkout's own ` +
+    "`deno task serve` entry with `--port 0` and, where it has persistence, `--persist off`, " +
+    "once per mode per round: " +
+    modes.map((m) => `\`${m.name}\` \`${m.flags.join(" ")}\``).join(", ") + ". Wire v1 load: " +
+    `\`kvclient bench\`'s generator in ${LOADGEN_THREADS} threads, Get:Put ` +
+    `${WORKLOAD.ratio.get}:${WORKLOAD.ratio.put} over ${fmtInt(WORKLOAD.keys)} keys of ` +
+    `${WORKLOAD.valueSize} B (filled in a 0.5 s warm-up). RESP: \`redis-benchmark -t set,get ` +
+    `-n ${60_000 * meta.seconds} -P 16 -q\` (50 clients).`,
+    "",
+    "Ratios are this / baseline: the median of the rounds' ratios, then the smallest and " +
+    "largest round. ops/s, p50 and p99 are each side's medians over the rounds. CPU is the " +
+    "server's user + system time per request (wire v1 only).",
+    "",
+    "| case | baseline ops/s | this ops/s | ratio | rounds' range | p50 ms base / this | " +
+    "p99 ms base / this | CPU/request ratio | errors |",
+    "|---|---:|---:|---:|---|---:|---:|---:|---|",
+    ...rows.map((r) =>
+      `| ${r.name} | ${fmtInt(r.opsPerSec[0])} | ${fmtInt(r.opsPerSec[1])} | ` +
+      `**${r.ratio.toFixed(3)}** | ${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)} ` +
+      `(${r.rounds}) | ${fmtMs(r.p50Ms[0])} / ${fmtMs(r.p50Ms[1])} | ` +
+      `${fmtMs(r.p99Ms[0])} / ${fmtMs(r.p99Ms[1])} | ` +
+      `${Number.isFinite(r.cpuRatio) ? r.cpuRatio.toFixed(3) : "-"} | ` +
+      `${r.errors[0] + r.errors[1] === 0 ? "none" : `${r.errors[0]} / ${r.errors[1]}`} |`
+    ),
+    "",
+  ];
+  if (failures.length > 0) {
+    out.push("Runs that failed:", "", ...failures.map((f) => `- ${f}`), "");
+  }
+  out.push(`Time: ${meta.totalS.toFixed(0)} s.`, "");
+  return out.join("\n");
+}
+
+/**
+ * Takes {@link BENCH_LOCK} for as long as this process lives, waiting for
+ * whoever holds it; when `flock BENCH_LOCK ...` started this process, the
+ * lock is already ours (its descriptor is inherited) and waiting would
+ * never end.
+ */
+async function holdBenchLock(): Promise<void> {
+  try {
+    for (const fd of Deno.readDirSync("/proc/self/fd")) {
+      try {
+        if (Deno.readLinkSync(`/proc/self/fd/${fd.name}`) === BENCH_LOCK) return;
+      } catch {
+        // Closed while listing.
+      }
+    }
+  } catch {
+    // No /proc: take the lock below.
+  }
+  const file = await Deno.open(BENCH_LOCK, { create: true, write: true });
+  const note = setTimeout(() => console.error(`Waiting for ${BENCH_LOCK}...`), 1000);
+  await file.lock(true);
+  clearTimeout(note);
+  // Kept open on purpose: the lock goes when the process exits.
+}
+
+const USAGE = `Usage: deno task bench:compare --baseline DIR [--seconds 4] [--rounds 5]
+
+  --baseline DIR  another evkv checkout (git worktree add /work/base <commit>)
+  --seconds N     seconds per wire v1 run (default 4)
+  --rounds N      rounds per side (default 5; about a minute per round at 4 s)
+  --out DIR       where the report goes (default bench/results)`;
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      baseline: { type: "string" },
+      seconds: { type: "string", default: "4" },
+      rounds: { type: "string", default: "5" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  if (values.help || values.baseline === undefined) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (!(seconds > 0 && seconds <= 60) || !(Number.isInteger(rounds) && rounds >= 1)) {
+    console.error(`--seconds must be in (0, 60] and --rounds a whole number >= 1\n\n${USAGE}`);
+    return 2;
+  }
+  const sides: [Side, Side] = [
+    { name: "baseline", root: values.baseline.replace(/\/$/, "") },
+    { name: "this", root: ROOT.replace(/\/$/, "") },
+  ];
+  const resp = have("redis-benchmark");
+  const modes: Mode[] = [
+    {
+      name: "pool",
+      flags: ["--mode", "pool", "--accept", "reuseport", ...POOL_THREADS],
+      scenarios: SCENARIOS,
+      resp,
+    },
+    {
+      name: "inline",
+      flags: ["--mode", "inline", "--accept", "reuseport", ...INLINE_THREADS],
+      scenarios: SCENARIOS.filter((s) => s.connections > 1),
+      resp: false,
+    },
+  ];
+  await holdBenchLock();
+  const began = performance.now();
+  const load = Deno.loadavg();
+  const failures: string[] = [];
+  if (!resp) failures.push("RESP cases skipped: redis-benchmark is not installed (redis-tools).");
+  const pairs = await alternate(
+    sides,
+    rounds,
+    async (side, round) => {
+      const samples: Samples = new Map();
+      for (const mode of modes) await measureMode(side, mode, seconds, samples, failures);
+      console.error(`round ${round + 1}, ${side.name}: ${samples.size} cases`);
+      return samples;
+    },
+    ([a, b], round) => {
+      for (const [name, s] of b) {
+        const r = a.get(name);
+        console.error(
+          `  round ${round + 1} ${name.padEnd(42)} ${fmtInt(r?.opsPerSec ?? NaN).padStart(9)} ` +
+            `-> ${fmtInt(s.opsPerSec).padStart(9)} ops/s  ratio ${
+              r ? (s.opsPerSec / r.opsPerSec).toFixed(3) : "-"
+            }`,
+        );
+      }
+    },
+  );
+  const totalS = (performance.now() - began) / 1000;
+  const stamp = stampNow(new Date());
+  const md = render(sides, modes, summarise(pairs), failures, {
+    stamp,
+    seconds,
+    rounds,
+    totalS,
+    load,
+  });
+  const outDir = (values.out ?? new URL("results/", import.meta.url).pathname).replace(/\/$/, "");
+  await Deno.mkdir(outDir, { recursive: true });
+  const file = `${outDir}/${stamp}-compare.md`;
+  await Deno.writeTextFile(file, md);
+  console.log(md);
+  console.error(`Wrote ${file}`);
+  return failures.length > (resp ? 0 : 1) ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
