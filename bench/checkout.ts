@@ -69,6 +69,8 @@ export interface Served {
   port: number;
   /** Its RESP port, when started with `--resp-port`. */
   respPort?: number;
+  /** What it printed up to its "listening on" line, for the other ports it names. */
+  banner: string;
   /** SIGTERM, then SIGKILL after 15 s; resolves with the exit code. */
   stop(): Promise<number>;
 }
@@ -126,6 +128,7 @@ export async function startServe(root: string, flags: string[]): Promise<Served>
     child,
     port: Number(/listening on [^\s:]+:(\d+)/.exec(seen)![1]),
     respPort: resp ? Number(resp[1]) : undefined,
+    banner: seen,
     async stop() {
       child.kill("SIGTERM");
       const timer = setTimeout(() => {

@@ -15,19 +15,14 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { memoryOnly } from "./checkout.ts";
+import { median, type Served, startServe } from "./checkout.ts";
 
 interface Target {
   name: string;
-  script: string;
+  /** The checkout whose `deno task serve` entry runs. */
+  root: string;
   args: string[];
   scrape: boolean;
-}
-
-interface Running {
-  child: Deno.ChildProcess;
-  port: number;
-  metricsPort?: number;
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -41,43 +36,8 @@ const LOAD = {
   valueSize: 100,
 };
 
-async function start(t: Target): Promise<Running> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      t.script,
-      "--port",
-      "0",
-      ...memoryOnly(t.script.replace(/src\/server\/cli\.ts$/, "")),
-      ...SERVER,
-      ...t.args,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${t.name} exited before listening: ${seen}`);
-    seen += value;
-    const m = /listening on [^\s:]+:(\d+)/.exec(seen);
-    if (m) {
-      // Keep draining stdout so the server never blocks on it.
-      (async () => {
-        while (!(await reader.read()).done);
-      })();
-      const metrics = /metrics on (\d+)/.exec(seen);
-      return {
-        child,
-        port: Number(m[1]),
-        metricsPort: metrics ? Number(metrics[1]) : undefined,
-      };
-    }
-  }
+function start(t: Target): Promise<Served> {
+  return startServe(t.root, [...SERVER, ...t.args]);
 }
 
 async function run(t: Target, seconds: number): Promise<{ result: BenchResult; scrapes: number }> {
@@ -87,9 +47,10 @@ async function run(t: Target, seconds: number): Promise<{ result: BenchResult; s
   try {
     await runBench({ port: server.port, ...LOAD, durationS: 0.5 }); // warm-up
     if (t.scrape) {
-      if (server.metricsPort === undefined) throw new Error(`${t.name}: no metrics port`);
+      const metricsPort = /metrics on (\d+)/.exec(server.banner)?.[1];
+      if (metricsPort === undefined) throw new Error(`${t.name}: no metrics port`);
       timer = setInterval(async () => {
-        const r = await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`);
+        const r = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
         const text = await r.text();
         if (r.status === 200 && text.includes("evkv_request_duration_seconds_count")) scrapes++;
       }, 1000);
@@ -98,15 +59,8 @@ async function run(t: Target, seconds: number): Promise<{ result: BenchResult; s
     return { result, scrapes };
   } finally {
     clearInterval(timer);
-    server.child.kill("SIGTERM");
-    await server.child.status;
+    await server.stop();
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 async function main(): Promise<void> {
@@ -120,19 +74,22 @@ async function main(): Promise<void> {
   });
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
-  const cli = `${ROOT}src/server/cli.ts`;
   const targets: Target[] = [
-    { name: "no --metrics-port", script: cli, args: [], scrape: false },
+    { name: "no --metrics-port", root: ROOT, args: [], scrape: false },
     {
       name: "--metrics-port, scraped 1/s",
-      script: cli,
+      root: ROOT,
       args: ["--metrics-port", "0"],
       scrape: true,
     },
   ];
   if (values.baseline) {
-    const script = `${values.baseline.replace(/\/$/, "")}/src/server/cli.ts`;
-    targets.push({ name: `baseline (${values.baseline})`, script, args: [], scrape: false });
+    targets.push({
+      name: `baseline (${values.baseline})`,
+      root: values.baseline,
+      args: [],
+      scrape: false,
+    });
   }
   const ops: number[][] = targets.map(() => []);
   for (let r = 0; r < rounds; r++) {
