@@ -72,7 +72,7 @@ export interface Sample {
 }
 
 /** One side's samples in one round, by case name. */
-type Samples = Map<string, Sample>;
+export type Samples = Map<string, Sample>;
 
 /** One side of the comparison. */
 interface Side {
@@ -86,7 +86,8 @@ function fmtInt(n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "-";
 }
 
-function fmtMs(n: number): string {
+/** Milliseconds and ratios: 3 decimals, or "-" where there is no figure. */
+function fmt3(n: number): string {
   return Number.isFinite(n) ? n.toFixed(3) : "-";
 }
 
@@ -286,10 +287,11 @@ function render(
     "|---|---:|---:|---:|---|---:|---:|---:|---|",
     ...rows.map((r) =>
       `| ${r.name} | ${fmtInt(r.opsPerSec[0])} | ${fmtInt(r.opsPerSec[1])} | ` +
-      `**${r.ratio.toFixed(3)}** | ${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)} ` +
-      `(${r.rounds}) | ${fmtMs(r.p50Ms[0])} / ${fmtMs(r.p50Ms[1])} | ` +
-      `${fmtMs(r.p99Ms[0])} / ${fmtMs(r.p99Ms[1])} | ` +
-      `${Number.isFinite(r.cpuRatio) ? r.cpuRatio.toFixed(3) : "-"} | ` +
+      `**${fmt3(r.ratio)}** | ${
+        r.rounds > 0 ? `${r.spread[0].toFixed(2)}–${r.spread[1].toFixed(2)} ` : ""
+      }(${r.rounds}) | ${fmt3(r.p50Ms[0])} / ${fmt3(r.p50Ms[1])} | ` +
+      `${fmt3(r.p99Ms[0])} / ${fmt3(r.p99Ms[1])} | ` +
+      `${fmt3(r.cpuRatio)} | ` +
       `${r.errors[0] + r.errors[1] === 0 ? "none" : `${r.errors[0]} / ${r.errors[1]}`} |`
     ),
     "",
@@ -302,23 +304,30 @@ function render(
 }
 
 /**
- * Takes {@link BENCH_LOCK} for as long as this process lives, waiting for
- * whoever holds it; when `flock BENCH_LOCK ...` started this process, the
- * lock is already ours (its descriptor is inherited) and waiting would
- * never end.
+ * Whether a process above this one has {@link BENCH_LOCK} open: run as
+ * `flock BENCH_LOCK deno task bench:compare ...`, flock holds the lock and
+ * taking it again would wait forever (deno task and npx do not hand its
+ * descriptor down, so the ancestors' are what tells). Walked in `sh`, since
+ * Deno reads other processes' /proc files only with --allow-all.
+ */
+function ancestorHoldsLock(): boolean {
+  const walk = `p=$PPID; while [ "$p" -gt 1 ]; do ` +
+    `for f in /proc/$p/fd/*; do [ "$(readlink "$f")" = '${BENCH_LOCK}' ] && exit 0; done; ` +
+    `p=$(awk '/^PPid:/ { print $2 }' /proc/$p/status); done; exit 1`;
+  try {
+    return new Deno.Command("sh", { args: ["-c", walk], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes {@link BENCH_LOCK} (flock) for as long as this process lives,
+ * waiting for whoever holds it, unless an ancestor already holds it.
  */
 async function holdBenchLock(): Promise<void> {
-  try {
-    for (const fd of Deno.readDirSync("/proc/self/fd")) {
-      try {
-        if (Deno.readLinkSync(`/proc/self/fd/${fd.name}`) === BENCH_LOCK) return;
-      } catch {
-        // Closed while listing.
-      }
-    }
-  } catch {
-    // No /proc: take the lock below.
-  }
+  if (ancestorHoldsLock()) return;
   const file = await Deno.open(BENCH_LOCK, { create: true, write: true });
   const note = setTimeout(() => console.error(`Waiting for ${BENCH_LOCK}...`), 1000);
   await file.lock(true);
@@ -394,7 +403,7 @@ async function main(args: string[]): Promise<number> {
         console.error(
           `  round ${round + 1} ${name.padEnd(42)} ${fmtInt(r?.opsPerSec ?? NaN).padStart(9)} ` +
             `-> ${fmtInt(s.opsPerSec).padStart(9)} ops/s  ratio ${
-              r ? (s.opsPerSec / r.opsPerSec).toFixed(3) : "-"
+              fmt3(s.opsPerSec / (r?.opsPerSec ?? NaN))
             }`,
         );
       }
