@@ -28,7 +28,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { alternate, cpuSeconds, median, type Served, startServe } from "./checkout.ts";
+import { alternate, cpuSeconds, median, serveArgs, type Served, startServe } from "./checkout.ts";
 import { have, redisBenchmark, type RespRun } from "./resp.ts";
 import {
   INLINE_THREADS,
@@ -258,12 +258,15 @@ function render(
   failures: string[],
   meta: { stamp: string; seconds: number; rounds: number; totalS: number; load: number[] },
 ): string {
-  const [base, here] = sides;
+  const base = sides[0];
   const out = [
     `# evkv: this checkout against ${base.root}, ${meta.stamp}`,
     "",
-    `- baseline: \`${base.root}\` ${revision(base.root)}`,
-    `- this checkout: \`${here.root}\` ${revision(here.root)}`,
+    ...sides.map((side) =>
+      `- ${side.name}: \`${side.root}\` ${revision(side.root)}, serving with \`deno ${
+        serveArgs(side.root).join(" ")
+      }\``
+    ),
     "",
     `${navigator.hardwareConcurrency} cores, ${Deno.build.os} ${Deno.build.arch}, Deno ` +
     `${Deno.version.deno}; load average at start ${
@@ -282,6 +285,9 @@ function render(
     "largest round. ops/s, p50 and p99 are each side's medians over the rounds. CPU is the " +
     "server's user + system time per request (wire v1 only).",
     "",
+    ...(modes.some((m) => m.resp)
+      ? []
+      : ["RESP cases skipped: redis-benchmark is not installed (Debian: redis-tools).", ""]),
     "| case | baseline ops/s | this ops/s | ratio | rounds' range | p50 ms base / this | " +
     "p99 ms base / this | CPU/request ratio | errors |",
     "|---|---:|---:|---:|---|---:|---:|---:|---|",
@@ -387,7 +393,6 @@ async function main(args: string[]): Promise<number> {
   const began = performance.now();
   const load = Deno.loadavg();
   const failures: string[] = [];
-  if (!resp) failures.push("RESP cases skipped: redis-benchmark is not installed (redis-tools).");
   const pairs = await alternate(
     sides,
     rounds,
@@ -411,7 +416,8 @@ async function main(args: string[]): Promise<number> {
   );
   const totalS = (performance.now() - began) / 1000;
   const stamp = stampNow(new Date());
-  const md = render(sides, modes, summarise(pairs), failures, {
+  const rows = summarise(pairs);
+  const md = render(sides, modes, rows, failures, {
     stamp,
     seconds,
     rounds,
@@ -424,7 +430,8 @@ async function main(args: string[]): Promise<number> {
   await Deno.writeTextFile(file, md);
   console.log(md);
   console.error(`Wrote ${file}`);
-  return failures.length > (resp ? 0 : 1) ? 1 : 0;
+  const errors = rows.some((r) => r.errors[0] + r.errors[1] > 0);
+  return errors || failures.length > 0 ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
