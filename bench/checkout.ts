@@ -169,6 +169,19 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
+ * Which side goes first in `round` and which second, as indices: 0 then 1
+ * in even rounds, 1 then 0 in odd ones (A B, B A, A B, ...).
+ *
+ * @example
+ * ```ts
+ * for (const i of inTurn(1)) console.log(["base", "this"][i]); // this, base
+ * ```
+ */
+export function inTurn(round: number): [number, number] {
+  return round % 2 === 0 ? [0, 1] : [1, 0];
+}
+
+/**
  * Runs `measure` on both sides `rounds` times, alternating which goes first
  * (A B, B A, A B, ...), so that the machine's drift over the run falls on
  * both sides alike; returns each round's pair in side order, and hands each
@@ -188,10 +201,11 @@ export async function alternate<S, R>(
 ): Promise<[R, R][]> {
   const out: [R, R][] = [];
   for (let round = 0; round < rounds; round++) {
-    const first = round % 2;
-    const x = await measure(sides[first], round);
-    const y = await measure(sides[1 - first], round);
-    const pair: [R, R] = first === 0 ? [x, y] : [y, x];
+    const [first, second] = inTurn(round);
+    const results: R[] = [];
+    results[first] = await measure(sides[first], round);
+    results[second] = await measure(sides[second], round);
+    const pair: [R, R] = [results[0], results[1]];
     done?.(pair, round);
     out.push(pair);
   }

@@ -4,9 +4,12 @@
  * `git worktree add /work/base <commit>`), in one run, for changes that must
  * leave the speed as it was. Each side's server starts through that
  * checkout's own `deno task serve` entry, on free loopback ports, in memory
- * only; the rounds alternate which side goes first (A B, B A, ...), and each
- * case is judged on the median of its per-round ratios (this / baseline),
- * since the shared VM drifts by more than the changes it is meant to show.
+ * only. In each round both sides' servers are up together (an idle one
+ * costs next to no CPU) and every case runs on one side and straight after
+ * on the other, the first side alternating round by round (A B, B A, ...);
+ * each case is judged on the median of its per-round ratios (this /
+ * baseline), since the shared VM drifts by more than the changes it is
+ * meant to show, and the two runs of a pair are only seconds apart.
  *
  * Cases: wire v1 Get:Put 9:1 (`kvclient bench`'s load generator, the suite's
  * workload) at 50 connections without pipelining and with 16 in flight, in
@@ -28,7 +31,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { alternate, cpuSeconds, median, serveArgs, type Served, startServe } from "./checkout.ts";
+import { cpuSeconds, inTurn, median, serveArgs, type Served, startServe } from "./checkout.ts";
 import { have, redisBenchmark, type RespRun } from "./resp.ts";
 import {
   INLINE_THREADS,
@@ -120,59 +123,88 @@ function respSample(run: RespRun, test: string): Sample {
   };
 }
 
+/** One case (or two, for redis-benchmark's SET and GET) on one side's server. */
+type Step = (server: Served, side: Side) => Promise<[string, Sample][]>;
+
+/** A load generator run with the suite's workload and load generator threads. */
+function bench(
+  server: Served,
+  connections: number,
+  pipeline: number,
+  durationS: number,
+  fill: boolean,
+): Promise<BenchResult> {
+  return runBench({
+    port: server.port,
+    connections,
+    pipeline,
+    durationS,
+    fill,
+    threads: LOADGEN_THREADS,
+    ...WORKLOAD,
+  });
+}
+
+/** The cases of `mode`, each to run on both sides. */
+function steps(mode: Mode, seconds: number): Step[] {
+  const wire = mode.scenarios.map((s): Step => async (server) => {
+    const cpu0 = cpuSeconds(server.child.pid);
+    const r = await bench(server, s.connections, s.pipeline, seconds, false);
+    const cpuUs = (cpuSeconds(server.child.pid) - cpu0) * 1e6 / (r.ops || 1);
+    return [[caseName(mode, s.name), wireSample(r, cpuUs)]];
+  });
+  const resp: Step = async (server, side) => {
+    if (server.respPort === undefined) throw new Error("no RESP port in its listening line");
+    // About `seconds` of SETs and as many of GETs at this VM's ~250k requests/s.
+    const run = await redisBenchmark(side.name, server.respPort, 60_000 * seconds);
+    return ["SET", "GET"].map((test) => [
+      caseName(mode, `RESP ${test}, redis-benchmark -P 16`),
+      respSample(run, test),
+    ]);
+  };
+  return mode.resp ? [...wire, resp] : wire;
+}
+
 /**
- * Starts `side`'s server in `mode`, warms it up (which also fills the
- * keyspace), runs the mode's cases one after another and stops it.
+ * One round of `mode`: starts both sides' servers (an idle one costs next
+ * to no CPU), warms both up (which also fills the keyspace), then runs
+ * each case on one side and straight after on the other, in `order`, so
+ * that the two runs of a case are seconds apart rather than a whole mode's
+ * worth; stops both.
  */
 async function measureMode(
-  side: Side,
+  sides: readonly [Side, Side],
   mode: Mode,
+  order: readonly [number, number],
   seconds: number,
-  into: Samples,
+  into: [Samples, Samples],
   failures: string[],
 ): Promise<void> {
-  let server: Served;
+  const servers: Served[] = [];
+  const flags = [...mode.flags, ...(mode.resp ? ["--resp-port", "0"] : [])];
   try {
-    server = await startServe(side.root, [
-      ...mode.flags,
-      ...(mode.resp ? ["--resp-port", "0"] : []),
-    ]);
-  } catch (err) {
-    failures.push(`${side.name}, ${mode.name}: did not start: ${message(err)}`);
-    return;
-  }
-  const bench = (connections: number, pipeline: number, durationS: number, fill: boolean) =>
-    runBench({
-      port: server.port,
-      connections,
-      pipeline,
-      durationS,
-      fill,
-      threads: LOADGEN_THREADS,
-      ...WORKLOAD,
-    });
-  try {
+    for (const i of order) servers[i] = await startServe(sides[i].root, flags);
     // Warm the JIT on both ends so that the first case does not pay for it.
-    await bench(8, 8, Math.min(0.5, seconds / 2), true);
-    for (const s of mode.scenarios) {
-      const cpu0 = cpuSeconds(server.child.pid);
-      const r = await bench(s.connections, s.pipeline, seconds, false);
-      const cpuUs = (cpuSeconds(server.child.pid) - cpu0) * 1e6 / (r.ops || 1);
-      into.set(caseName(mode, s.name), wireSample(r, cpuUs));
-    }
-    if (mode.resp) {
-      if (server.respPort === undefined) throw new Error("no RESP port in its listening line");
-      // About `seconds` of SETs and as many of GETs at this VM's ~250k requests/s.
-      const run = await redisBenchmark(side.name, server.respPort, 60_000 * seconds);
-      for (const test of ["SET", "GET"]) {
-        into.set(caseName(mode, `RESP ${test}, redis-benchmark -P 16`), respSample(run, test));
+    for (const i of order) await bench(servers[i], 8, 8, Math.min(0.5, seconds / 2), true);
+    for (const step of steps(mode, seconds)) {
+      for (const i of order) {
+        try {
+          for (const [name, sample] of await step(servers[i], sides[i])) into[i].set(name, sample);
+        } catch (err) {
+          failures.push(`${sides[i].name}, ${mode.name}: ${message(err)}`);
+        }
       }
     }
   } catch (err) {
-    failures.push(`${side.name}, ${mode.name}: ${message(err)}`);
+    failures.push(`${mode.name}: ${message(err)}`);
   } finally {
-    const code = await server.stop();
-    if (code !== 0) failures.push(`${side.name}, ${mode.name}: the server exited with ${code}`);
+    for (const [i, server] of servers.entries()) {
+      if (!server) continue;
+      const code = await server.stop();
+      if (code !== 0) {
+        failures.push(`${sides[i].name}, ${mode.name}: the server exited with ${code}`);
+      }
+    }
   }
 }
 
@@ -203,7 +235,7 @@ export interface CaseSummary {
  *
  * @example
  * ```ts ignore
- * const rows = summarise(await alternate([base, here], 5, measure));
+ * const rows = summarise(pairs); // one [baseline, this] pair of Samples per round
  * ```
  */
 export function summarise(pairs: [Samples, Samples][]): CaseSummary[] {
@@ -271,10 +303,11 @@ function render(
     `${navigator.hardwareConcurrency} cores, ${Deno.build.os} ${Deno.build.arch}, Deno ` +
     `${Deno.version.deno}; load average at start ${
       meta.load.map((l) => l.toFixed(2)).join(" ")
-    }. ${meta.rounds} rounds, alternating which side goes first (A B, B A, ...); ` +
-    `${meta.seconds} s per wire v1 run. Each side's server starts through its checkout's own ` +
-    "`deno task serve` entry with `--port 0` and, where it has persistence, `--persist off`, " +
-    "once per mode per round: " +
+    }. ${meta.rounds} rounds; in each, both sides' servers run side by side and every case ` +
+    "runs on one and straight after on the other, the first side alternating by round (A B, " +
+    `B A, ...); ${meta.seconds} s per wire v1 run. Each side's server starts through its ` +
+    "checkout's own `deno task serve` entry with `--port 0` and, where it has persistence, " +
+    "`--persist off`, once per mode per round: " +
     modes.map((m) => `\`${m.name}\` \`${m.flags.join(" ")}\``).join(", ") + ". Wire v1 load: " +
     `\`kvclient bench\`'s generator in ${LOADGEN_THREADS} threads, Get:Put ` +
     `${WORKLOAD.ratio.get}:${WORKLOAD.ratio.put} over ${fmtInt(WORKLOAD.keys)} keys of ` +
@@ -393,27 +426,23 @@ async function main(args: string[]): Promise<number> {
   const began = performance.now();
   const load = Deno.loadavg();
   const failures: string[] = [];
-  const pairs = await alternate(
-    sides,
-    rounds,
-    async (side, round) => {
-      const samples: Samples = new Map();
-      for (const mode of modes) await measureMode(side, mode, seconds, samples, failures);
-      console.error(`round ${round + 1}, ${side.name}: ${samples.size} cases`);
-      return samples;
-    },
-    ([a, b], round) => {
-      for (const [name, s] of b) {
-        const r = a.get(name);
-        console.error(
-          `  round ${round + 1} ${name.padEnd(42)} ${fmtInt(r?.opsPerSec ?? NaN).padStart(9)} ` +
-            `-> ${fmtInt(s.opsPerSec).padStart(9)} ops/s  ratio ${
-              fmt3(s.opsPerSec / (r?.opsPerSec ?? NaN))
-            }`,
-        );
-      }
-    },
-  );
+  const pairs: [Samples, Samples][] = [];
+  for (let round = 0; round < rounds; round++) {
+    const into: [Samples, Samples] = [new Map(), new Map()];
+    for (const mode of modes) {
+      await measureMode(sides, mode, inTurn(round), seconds, into, failures);
+    }
+    for (const [name, s] of into[1]) {
+      const b = into[0].get(name);
+      console.error(
+        `round ${round + 1} ${name.padEnd(42)} ${fmtInt(b?.opsPerSec ?? NaN).padStart(9)} ` +
+          `-> ${fmtInt(s.opsPerSec).padStart(9)} ops/s  ratio ${
+            fmt3(s.opsPerSec / (b?.opsPerSec ?? NaN))
+          }`,
+      );
+    }
+    pairs.push(into);
+  }
   const totalS = (performance.now() - began) / 1000;
   const stamp = stampNow(new Date());
   const rows = summarise(pairs);
@@ -425,10 +454,16 @@ async function main(args: string[]): Promise<number> {
     load,
   });
   const outDir = (values.out ?? new URL("results/", import.meta.url).pathname).replace(/\/$/, "");
-  await Deno.mkdir(outDir, { recursive: true });
   const file = `${outDir}/${stamp}-compare.md`;
-  await Deno.writeTextFile(file, md);
   console.log(md);
+  try {
+    await Deno.mkdir(outDir, { recursive: true });
+    await Deno.writeTextFile(file, md);
+  } catch (err) {
+    // The task may write to bench/results only; the figures are printed above either way.
+    console.error(`Could not write ${file}: ${message(err)}`);
+    return 1;
+  }
   console.error(`Wrote ${file}`);
   const errors = rows.some((r) => r.errors[0] + r.errors[1] > 0);
   return errors || failures.length > 0 ? 1 : 0;
