@@ -378,8 +378,8 @@ const USAGE = `Usage: deno task bench:compare --baseline DIR [--seconds 4] [--ro
 
   --baseline DIR  another evkv checkout (git worktree add /work/base <commit>)
   --seconds N     seconds per wire v1 run (default 4)
-  --rounds N      rounds per side (default 5; about a minute per round at 4 s)
-  --out DIR       where the report goes (default bench/results)`;
+  --rounds N      rounds (default 5; about 50 s each at 4 s per run)
+  --out DIR       where the report goes (default bench/results; the task may write only there)`;
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -407,6 +407,13 @@ async function main(args: string[]): Promise<number> {
     { name: "baseline", root: values.baseline.replace(/\/$/, "") },
     { name: "this", root: ROOT.replace(/\/$/, "") },
   ];
+  try {
+    // Fail now rather than in every round: DIR must be a checkout with a serve task.
+    for (const side of sides) serveArgs(side.root);
+  } catch (err) {
+    console.error(`--baseline ${values.baseline}: ${message(err)}\n\n${USAGE}`);
+    return 2;
+  }
   const resp = have("redis-benchmark");
   const modes: Mode[] = [
     {
