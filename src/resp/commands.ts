@@ -16,7 +16,7 @@
  * @module
  */
 import { Status } from "../protocol/constants.ts";
-import type { CallSite } from "../server/io/connection.ts";
+import type { Dispatcher } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import {
   client,
@@ -53,7 +53,7 @@ export interface CommandContext {
   /** The client's connection. */
   conn: Connection;
   /** Where calls go. */
-  site: CallSite;
+  dispatcher: Dispatcher;
   /** The connection's RESP state. */
   session: Session;
 }
@@ -238,7 +238,7 @@ export const COMMANDS: Record<string, Command> = {
     run: (ctx) => {
       ctx.session.reply(ctx.conn, OK_BYTES);
       ctx.session.quitting = true;
-      ctx.conn.closeWhenDone = true;
+      ctx.conn.finish();
     },
   },
 };
