@@ -206,6 +206,18 @@ Deno.test("resized reports every capacity change, so a counter of it returns to 
   assert.equal(held, 0);
 });
 
+Deno.test("a partial frame with room after it stays where it is", async () => {
+  const first = frameOf(1, 100);
+  const second = frameOf(2, 100);
+  const reader = new FrameReader({ initialBytes: 4096 });
+  const source = new Chunks([concat(first, second.subarray(0, 50)), second.subarray(50)]);
+  await reader.read(source);
+  reader.consume(reader.frame(MAX_BODY));
+  await reader.read(source);
+  assert.equal(reader.start, first.length, "not moved");
+  assert.deepEqual(reader.bytes.subarray(reader.start, reader.end), second);
+});
+
 Deno.test("a partial frame near the end is moved to the front of the same buffer", async () => {
   const first = frameOf(1, 600 - FRAME_OVERHEAD);
   const second = frameOf(2, 600 - FRAME_OVERHEAD);
