@@ -76,8 +76,9 @@ const MIN_READ_BYTES = 1024;
  * A receive buffer for one stream of frames. Each turn: {@link read} once,
  * then take whole frames from {@link start} while {@link frame} (wire v1,
  * or the caller's own check on {@link bytes}) says one is there, handing
- * each to {@link consume}. Reading, cutting and consuming allocate nothing
- * unless the buffer has to grow or shrink.
+ * each to {@link consume}. Cutting and consuming allocate nothing; a read
+ * makes no view of an empty buffer (the usual case when frames arrive
+ * whole), and a new buffer only to grow or shrink.
  *
  * @example
  * ```ts
