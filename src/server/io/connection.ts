@@ -15,7 +15,8 @@
 import { Counter, Res, type StatsBlock } from "../../stats/resources.ts";
 import type { Outcome } from "../outcome.ts";
 import type { ConnectionInfo, RequestBatch, Service } from "../service.ts";
-import { type Limits, receiveBytesFor } from "../limits.ts";
+import type { Limits } from "../limits.ts";
+import { FrameReader } from "../../protocol/frame_reader.ts";
 import type { Transport } from "./transport.ts";
 import type { ConnAuth } from "../../auth/guard.ts";
 import { type Flushable, Output } from "./output.ts";
@@ -201,10 +202,8 @@ export class Connection implements Flushable {
 
   readonly #owner: ConnectionOwner;
   readonly #transport: Transport;
-  /** Receive buffer; unparsed bytes are [#start, #end). */
-  #buf: Uint8Array;
-  #start = 0;
-  #end = 0;
+  /** Receive buffer; unparsed bytes are its [start, end). */
+  readonly #reader: FrameReader;
 
   /** Wraps an accepted transport; call {@link run} to start reading. */
   constructor(owner: ConnectionOwner, transport: Transport, info: ConnectionInfo, codec: Codec) {
@@ -212,7 +211,15 @@ export class Connection implements Flushable {
     this.#transport = transport;
     this.info = info;
     this.codec = codec;
-    this.#buf = new Uint8Array(INITIAL_RECEIVE_BYTES);
+    this.#reader = new FrameReader({
+      initialBytes: INITIAL_RECEIVE_BYTES,
+      keepBytes: KEEP_RECEIVE_BYTES,
+      resized: (from, to) => {
+        owner.stats.free(Res.receive_buffer, from);
+        owner.stats.alloc(Res.receive_buffer, to);
+        this.#memoryChanged();
+      },
+    });
     this.output = new Output(
       owner.stats,
       owner.limits.maxOutputBytes,
@@ -221,7 +228,7 @@ export class Connection implements Flushable {
       () => this.#memoryChanged(),
     );
     owner.stats.alloc(Res.connection, 0);
-    owner.stats.alloc(Res.receive_buffer, this.#buf.length);
+    owner.stats.alloc(Res.receive_buffer, this.#reader.capacity);
     this.#memoryChanged();
   }
 
@@ -241,7 +248,7 @@ export class Connection implements Flushable {
   }
 
   #memoryChanged(): void {
-    const now = this.closed ? 0 : this.#buf.length + this.output.capacity;
+    const now = this.closed ? 0 : this.#reader.capacity + this.output.capacity;
     const delta = now - this.#memory;
     if (delta !== 0) {
       this.#memory = now;
@@ -273,10 +280,11 @@ export class Connection implements Flushable {
           await this.#waitForRoom();
           continue;
         }
-        this.#makeRoom();
-        const n = await this.#transport.read(this.#buf.subarray(this.#end));
+        const reader = this.#reader;
+        // The codec knows a frame's length (wire v1), or not (RESP: 0, grow by doubling).
+        const hint = this.codec.sizeHint(reader.bytes, reader.start, reader.end);
+        const n = await reader.read(this.#transport, hint);
         if (n === null || this.closed) break;
-        this.#end += n;
         this.readAt = Date.now();
         this.arrivedAt = performance.now();
         stats.count(Counter.bytes_in, n);
@@ -347,72 +355,40 @@ export class Connection implements Flushable {
   #cutFrames(): boolean {
     const owner = this.#owner;
     const codec = this.codec;
-    const buf = this.#buf;
+    const reader = this.#reader;
+    const buf = reader.bytes;
     const dispatcher = owner.dispatcher;
     const stats = owner.stats;
     const maxBody = owner.maxBody;
     let budget = owner.limits.framesPerTurn;
     const batch = dispatcher.prefetchBatch;
     if (batch !== null && codec.collect !== undefined) {
-      codec.collect(buf, this.#start, this.#end, maxBody, batch);
+      codec.collect(buf, reader.start, reader.end, maxBody, batch);
       if (batch.length > 0) dispatcher.prefetch();
     }
-    while (this.#start < this.#end && this.state !== ConnState.closed) {
+    while (reader.pending > 0 && this.state !== ConnState.closed) {
       if (budget-- === 0) {
         stats.count(Counter.turns_yielded);
         return true;
       }
       if (this.#mustWait()) return true;
-      const total = codec.take(this, buf, this.#start, this.#end, maxBody, dispatcher);
+      const total = codec.take(this, buf, reader.start, reader.end, maxBody, dispatcher);
       // Whatever of the frame the channel did not take over (see packetBytes).
       if (this.packetBytes > 0) {
         stats.free(Res.in_packet, this.packetBytes);
         this.packetBytes = 0;
       }
       if (total > 0) {
-        this.#start += total;
+        reader.consume(total);
         continue;
       }
       if (total === 0) break;
-      this.#start = this.#end;
+      reader.skipAll();
       if (total === CLOSE_AFTER_REPLY) this.finish();
       else this.close();
       return false;
     }
-    if (this.#start === this.#end) this.#start = this.#end = 0;
     return false;
-  }
-
-  /** Makes room to read: compacts, grows for a large frame, or shrinks back. */
-  #makeRoom(): void {
-    const stats = this.#owner.stats;
-    let buf = this.#buf;
-    const pending = this.#end - this.#start;
-    let need = INITIAL_RECEIVE_BYTES;
-    const hint = this.codec.sizeHint(buf, this.#start, this.#end);
-    // Sized by the bytes that arrived, not by the length the peer claims.
-    if (hint > 0) need = Math.max(need, receiveBytesFor(hint, pending));
-    // Length unknown (RESP): double while a frame keeps growing; the codec
-    // refuses frames over its limits, which bounds this.
-    else if (pending * 2 > need) need = pending * 2;
-    // Buffers up to KEEP_RECEIVE_BYTES stay once grown (a client that sends
-    // one big value tends to send more); larger ones shrink back when the
-    // big frame is done, so one huge Put does not pin megabytes.
-    const keep = buf.length <= KEEP_RECEIVE_BYTES || buf.length <= 4 * need;
-    if (buf.length - this.#end >= 1024 && buf.length >= need && keep) return;
-    const size = need <= buf.length && keep ? buf.length : Math.max(need, INITIAL_RECEIVE_BYTES);
-    if (size !== buf.length) {
-      const next = new Uint8Array(size);
-      next.set(buf.subarray(this.#start, this.#end));
-      stats.free(Res.receive_buffer, buf.length);
-      stats.alloc(Res.receive_buffer, size);
-      this.#buf = buf = next;
-      this.#memoryChanged();
-    } else if (this.#start > 0) {
-      buf.copyWithin(0, this.#start, this.#end);
-    }
-    this.#start = 0;
-    this.#end = pending;
   }
 
   /** The IO worker's counters, for the codec. */
@@ -422,7 +398,7 @@ export class Connection implements Flushable {
 
   /** Size of the receive buffer now. */
   get receiveBytes(): number {
-    return this.#buf.length;
+    return this.#reader.capacity;
   }
 
   /**
@@ -476,7 +452,7 @@ export class Connection implements Flushable {
     }
     const stats = this.#owner.stats;
     this.output.drop();
-    stats.free(Res.receive_buffer, this.#buf.length);
+    stats.free(Res.receive_buffer, this.#reader.capacity);
     stats.free(Res.connection, 0);
     this.#memoryChanged();
     stats.count(Counter.connections_closed);
