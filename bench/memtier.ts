@@ -147,7 +147,7 @@ async function startEvkv(
       "--unstable-net",
       "--allow-net",
       "--allow-read",
-      "src/server/cli.ts",
+      "src/kvserver/cli.ts",
       "--port",
       "0",
       "--resp-port",

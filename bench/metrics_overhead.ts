@@ -15,7 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { memoryOnly } from "./checkout.ts";
+import { memoryOnly, serverCli } from "./checkout.ts";
 
 interface Target {
   name: string;
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
   });
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
-  const cli = `${ROOT}src/server/cli.ts`;
+  const cli = `${ROOT}src/kvserver/cli.ts`;
   const targets: Target[] = [
     { name: "no --metrics-port", script: cli, args: [], scrape: false },
     {
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     },
   ];
   if (values.baseline) {
-    const script = `${values.baseline.replace(/\/$/, "")}/src/server/cli.ts`;
+    const script = serverCli(values.baseline);
     targets.push({ name: `baseline (${values.baseline})`, script, args: [], scrape: false });
   }
   const ops: number[][] = targets.map(() => []);

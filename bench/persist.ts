@@ -50,7 +50,7 @@ async function start(flags: string[]): Promise<Started> {
       "--allow-net",
       "--allow-read",
       "--allow-write",
-      "src/server/cli.ts",
+      "src/kvserver/cli.ts",
       "--port",
       "0",
       ...flags,

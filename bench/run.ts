@@ -105,7 +105,7 @@ export const TARGETS: Target[] = [
   ...(["inline", "pool"] as const).flatMap((mode) =>
     (["main", "reuseport"] as const).map((accept) => ({
       name: `${mode}/${accept}`,
-      script: "src/server/cli.ts",
+      script: "src/kvserver/cli.ts",
       args: [
         "--persist",
         "off",

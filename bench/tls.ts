@@ -19,7 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { memoryOnly } from "./checkout.ts";
+import { memoryOnly, serverCli } from "./checkout.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -27,7 +27,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 export interface Side {
   /** Name in the report. */
   name: string;
-  /** Checkout whose `src/server/cli.ts` runs. */
+  /** Checkout whose server entry (see `serverCli`) runs. */
   root: string;
   /** Extra server flags. */
   args: string[];
@@ -117,7 +117,7 @@ async function startServer(side: Side): Promise<{ child: Deno.ChildProcess; port
       "--unstable-net",
       "--allow-net",
       "--allow-read",
-      `${side.root.replace(/\/$/, "")}/src/server/cli.ts`,
+      serverCli(side.root),
       "--port",
       "0",
       "--mode",

@@ -5,8 +5,9 @@
  * @module
  */
 import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
-import { parseServeFlags, SERVE_USAGE } from "./main/config.ts";
-import { serve, type ShutdownReport } from "./main/server.ts";
+import { parseServeFlags, SERVE_USAGE } from "./config.ts";
+import { serve, type ServeOptions, type Server } from "./serve.ts";
+import type { ShutdownReport } from "../server/main/server.ts";
 import { DataDirError } from "../persist/datadir.ts";
 import { loadLine } from "../persist/manager.ts";
 
@@ -33,7 +34,6 @@ export function exitCodeFor(
 import { loadSecurity } from "../auth/load.ts";
 import { argsWithConfig } from "../ops/config_file.ts";
 import type { LogFields } from "../ops/log.ts";
-import type { ServeOptions, Server } from "./main/server.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
