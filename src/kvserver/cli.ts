@@ -8,7 +8,6 @@ import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
 import { parseServeFlags, SERVE_USAGE } from "./config.ts";
 import { serve, type ServeOptions, type Server } from "./serve.ts";
 import type { ShutdownReport } from "../server/main/server.ts";
-import { DataDirError } from "../persist/datadir.ts";
 import { loadLine } from "../persist/manager.ts";
 
 /**
@@ -63,9 +62,8 @@ export async function main(args: string[]): Promise<number> {
     server = await serve({ ...flags.options, ...security });
   } catch (e) {
     // One line, not a stack: a bad data dir, a port in use, a shard file that fails to load.
-    const message = e instanceof Error ? e.message : String(e);
-    const named = e instanceof DataDirError || message.startsWith("Start server:");
-    log.error(`${named ? "" : "Start server: "}${message}`);
+    // Each start error names the step that failed ("Open data dir ...", "Start evkv-io-0: ...").
+    log.error(e instanceof Error ? e.message : String(e));
     return 1;
   }
   const persisted = server.persistence();

@@ -262,10 +262,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const codecUrls = Object.fromEntries(protocols.map(([codec, p]) => [codec, p.codecUrl]));
   const listeners: { listener: Deno.Listener; codec: CodecName }[] = [];
   if (accept === "main") {
+    /** Named like every other start error, so that the message alone says what failed. */
+    const listen = (port: number, codec: CodecName): Deno.Listener => {
+      try {
+        return tls ? listenTls(hostname, port, tls, false) : Deno.listen({ hostname, port });
+      } catch (cause) {
+        const why = cause instanceof Error ? cause.message : String(cause);
+        return abandon(new Error(`Listen on ${hostname}:${port} (${codec}): ${why}`, { cause }));
+      }
+    };
     for (const e of endpoints) {
-      const listener = tls
-        ? listenTls(hostname, e.port, tls, false)
-        : Deno.listen({ hostname, port: e.port });
+      const listener = listen(e.port, e.codec);
       e.port = (listener.addr as Deno.NetAddr).port;
       listeners.push({ listener, codec: e.codec });
     }
