@@ -96,8 +96,9 @@ export interface ServerOptions {
   persist?: PersistOptions;
   /**
    * The default user's password and ACL users (README, Security). The guard
-   * checks wire v1 calls against the KV service's method table, so it is
-   * installed only when this is given. Default: none, open.
+   * checks wire v1 calls against the KV service's method table, so another
+   * service gets it only when this is given (`serve()` always guards the KV
+   * service). Default: none, open.
    */
   auth?: AuthOptions;
   /** Speak TLS only, on every port. Default: plain TCP. */
