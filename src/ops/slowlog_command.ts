@@ -47,7 +47,7 @@ export const slowlogCommand: Command = {
         }
         count = Number(s) === -1 ? Infinity : Number(s);
       }
-      const methods = ctx.site.service.methods;
+      const methods = ctx.dispatcher.service.methods;
       const entries = readSlowlog(mem).slice(0, count).map((e) =>
         array([
           integer(e.id),

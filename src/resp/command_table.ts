@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { CallSite } from "../server/io/connection.ts";
+import type { Dispatcher } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import { nameHash, nameIs } from "./shard_methods.ts";
 import type { Session } from "./session.ts";
@@ -18,7 +18,7 @@ export interface CommandContext {
   /** The client's connection. */
   conn: Connection;
   /** Where calls go. */
-  site: CallSite;
+  dispatcher: Dispatcher;
   /** The connection's RESP state. */
   session: Session;
 }

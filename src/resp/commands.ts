@@ -209,7 +209,7 @@ registerCommands({
     run: (ctx) => {
       ctx.session.reply(ctx.conn, OK_BYTES);
       ctx.session.quitting = true;
-      ctx.conn.closeWhenDone = true;
+      ctx.conn.finish();
     },
   },
 });

@@ -22,7 +22,7 @@ import {
 import type { IoWorkerInit } from "../io/io_worker.ts";
 import { WorkerHandle } from "./supervisor.ts";
 import { SocketProxy } from "./main_accept.ts";
-import type { CodecName } from "../io/codecs.ts";
+import type { CodecName } from "../io/io_worker.ts";
 import { DEFAULT_LIMITS, type Limits } from "../limits.ts";
 import { type AuthOptions, buildAuthConfig } from "../../auth/acl.ts";
 import { checkProtectedMode } from "../../auth/protected_mode.ts";
