@@ -194,6 +194,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       "Start server: TLS client authentication needs a CA (--tls-ca) and --accept reuseport",
     );
   }
+  const protocols = Object.entries(options.protocols ?? {});
+  if (protocols.some(([codec]) => codec === "wire")) {
+    throw new RangeError("Start server: the protocol name `wire` is wire v1's, which is built in");
+  }
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
   const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -255,7 +259,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const ios: WorkerHandle[] = [];
   const generations: number[] = [];
   // One listening port per codec: wire v1 always, the others when asked for.
-  const protocols = Object.entries(options.protocols ?? {});
   const endpoints: { codec: CodecName; port: number }[] = [
     { codec: "wire", port: options.port ?? 7379 },
     ...protocols.map(([codec, p]) => ({ codec, port: p.port })),
