@@ -13,7 +13,7 @@
  * @param root The checkout's top folder.
  * @example
  * ```ts
- * const args = ["src/server/cli.ts", "--port", "0", ...memoryOnly(".")];
+ * const args = ["src/kvserver/cli.ts", "--port", "0", ...memoryOnly(".")];
  * ```
  */
 export function memoryOnly(root: string): string[] {
@@ -23,4 +23,28 @@ export function memoryOnly(root: string): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * The `deno task serve` entry of a checkout: `src/kvserver/cli.ts`, or
+ * `src/server/cli.ts` in a baseline from before the KV server had its own
+ * folder.
+ *
+ * @param root The checkout's top folder.
+ * @example
+ * ```ts
+ * const script = serverCli("../evkv-baseline"); // ".../src/kvserver/cli.ts"
+ * ```
+ */
+export function serverCli(root: string): string {
+  const top = root.replace(/\/$/, "");
+  for (const path of ["src/kvserver/cli.ts", "src/server/cli.ts"]) {
+    try {
+      Deno.statSync(`${top}/${path}`);
+      return `${top}/${path}`;
+    } catch {
+      // Not this layout: try the older one.
+    }
+  }
+  throw new Error(`Find the server: ${top} has neither src/kvserver/cli.ts nor src/server/cli.ts`);
 }

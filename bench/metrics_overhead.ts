@@ -15,19 +15,15 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { memoryOnly } from "./checkout.ts";
+import { memoryOnly, serverCli } from "./checkout.ts";
+import { type ServerProcess, startServerProcess } from "./server_process.ts";
 
 interface Target {
   name: string;
-  script: string;
+  /** The checkout whose server runs. */
+  root: string;
   args: string[];
   scrape: boolean;
-}
-
-interface Running {
-  child: Deno.ChildProcess;
-  port: number;
-  metricsPort?: number;
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -41,43 +37,12 @@ const LOAD = {
   valueSize: 100,
 };
 
-async function start(t: Target): Promise<Running> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      t.script,
-      "--port",
-      "0",
-      ...memoryOnly(t.script.replace(/src\/server\/cli\.ts$/, "")),
-      ...SERVER,
-      ...t.args,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${t.name} exited before listening: ${seen}`);
-    seen += value;
-    const m = /listening on [^\s:]+:(\d+)/.exec(seen);
-    if (m) {
-      // Keep draining stdout so the server never blocks on it.
-      (async () => {
-        while (!(await reader.read()).done);
-      })();
-      const metrics = /metrics on (\d+)/.exec(seen);
-      return {
-        child,
-        port: Number(m[1]),
-        metricsPort: metrics ? Number(metrics[1]) : undefined,
-      };
-    }
-  }
+function start(t: Target): Promise<ServerProcess> {
+  return startServerProcess({
+    name: t.name,
+    script: serverCli(t.root),
+    args: [...memoryOnly(t.root), ...SERVER, ...t.args],
+  });
 }
 
 async function run(t: Target, seconds: number): Promise<{ result: BenchResult; scrapes: number }> {
@@ -120,19 +85,22 @@ async function main(): Promise<void> {
   });
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
-  const cli = `${ROOT}src/server/cli.ts`;
   const targets: Target[] = [
-    { name: "no --metrics-port", script: cli, args: [], scrape: false },
+    { name: "no --metrics-port", root: ROOT, args: [], scrape: false },
     {
       name: "--metrics-port, scraped 1/s",
-      script: cli,
+      root: ROOT,
       args: ["--metrics-port", "0"],
       scrape: true,
     },
   ];
   if (values.baseline) {
-    const script = `${values.baseline.replace(/\/$/, "")}/src/server/cli.ts`;
-    targets.push({ name: `baseline (${values.baseline})`, script, args: [], scrape: false });
+    targets.push({
+      name: `baseline (${values.baseline})`,
+      root: values.baseline,
+      args: [],
+      scrape: false,
+    });
   }
   const ops: number[][] = targets.map(() => []);
   for (let r = 0; r < rounds; r++) {

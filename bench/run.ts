@@ -41,6 +41,7 @@ import {
   startRedis,
 } from "./resp.ts";
 import { memtierComparison } from "./memtier.ts";
+import { type ServerProcess, startServerProcess } from "./server_process.ts";
 
 /** One scenario: a connection count and a pipeline depth. */
 export interface Scenario {
@@ -105,7 +106,7 @@ export const TARGETS: Target[] = [
   ...(["inline", "pool"] as const).flatMap((mode) =>
     (["main", "reuseport"] as const).map((accept) => ({
       name: `${mode}/${accept}`,
-      script: "src/server/cli.ts",
+      script: "src/kvserver/cli.ts",
       args: [
         "--persist",
         "off",
@@ -133,77 +134,18 @@ const WORKLOAD = { ratio: { get: 9, put: 1 }, keys: 10_000, valueSize: 100 };
 
 const ROOT = new URL("../", import.meta.url);
 
-/** A server subprocess and what it printed. */
-interface Running {
-  child: Deno.ChildProcess;
-  port: number;
-  /** The RESP port, when started with --resp-port. */
-  respPort?: number;
-  output: Promise<string>;
-}
-
 /** Starts `target` on a free port; resolves once it prints its "listening on" line. */
-async function start(target: Target, extra: string[] = []): Promise<Running> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      target.script,
-      "--port",
-      "0",
-      ...target.args,
-      ...extra,
-    ],
+function start(target: Target, extra: string[] = []): Promise<ServerProcess> {
+  return startServerProcess({
+    name: target.name,
+    script: target.script,
+    args: [...target.args, ...extra],
     cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const stderr = new Response(child.stderr).text();
-  let seen = "";
-  const deadline = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, 30_000);
-  try {
-    for (;;) {
-      const { value, done } = await lines.read();
-      if (done) {
-        throw new Error(`${target.name} exited before listening:\n${seen}${await stderr}`);
-      }
-      seen += value;
-      const m = /listening on [^\s:]+:(\d+)/.exec(seen);
-      if (m) {
-        const rest = (async () => {
-          let all = seen;
-          for (;;) {
-            const r = await lines.read();
-            if (r.done) return all + (await stderr);
-            all += r.value;
-          }
-        })();
-        const resp = /RESP on (\d+)/.exec(seen);
-        return {
-          child,
-          port: Number(m[1]),
-          respPort: resp ? Number(resp[1]) : undefined,
-          output: rest,
-        };
-      }
-    }
-  } finally {
-    clearTimeout(deadline);
-  }
+  });
 }
 
 /** SIGTERM, then SIGKILL if it has not exited in 15 s; resolves with its exit and output. */
-async function stop(r: Running): Promise<{ code: number; output: string; killed: boolean }> {
+async function stop(r: ServerProcess): Promise<{ code: number; output: string; killed: boolean }> {
   r.child.kill("SIGTERM");
   let killed = false;
   const timer = setTimeout(() => {
@@ -652,7 +594,7 @@ async function scaleComparison(
  * own limit, and this shows the store's.
  */
 async function wireLoad(redisRate: number, failures: string[]): Promise<string> {
-  let server: Running | null = null;
+  let server: ServerProcess | null = null;
   try {
     server = await start(RESP_TARGET);
     const r = await runBench({
@@ -691,7 +633,7 @@ async function measure(
   exits: Exit[],
   failures: string[],
 ): Promise<void> {
-  let server: Running;
+  let server: ServerProcess;
   try {
     server = await start(target);
   } catch (err) {

@@ -19,7 +19,8 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { memoryOnly } from "./checkout.ts";
+import { memoryOnly, serverCli } from "./checkout.ts";
+import { type ServerProcess, startServerProcess } from "./server_process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -27,7 +28,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 export interface Side {
   /** Name in the report. */
   name: string;
-  /** Checkout whose `src/server/cli.ts` runs. */
+  /** Checkout whose server entry (see `serverCli`) runs. */
   root: string;
   /** Extra server flags. */
   args: string[];
@@ -110,38 +111,12 @@ export function removeBenchCerts(c: BenchCerts): void {
   sh(`rm -rf '${c.dir}'`);
 }
 
-async function startServer(side: Side): Promise<{ child: Deno.ChildProcess; port: number }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      `${side.root.replace(/\/$/, "")}/src/server/cli.ts`,
-      "--port",
-      "0",
-      "--mode",
-      "inline",
-      "--io-threads",
-      "1",
-      ...memoryOnly(side.root),
-      ...side.args,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let seen = "";
-  while (!/listening on [^:]+:(\d+)/.test(seen)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`Start ${side.name}: the server exited: ${seen}`);
-    seen += new TextDecoder().decode(value);
-  }
-  // Keep draining stdout so the server never blocks on a full pipe.
-  (async () => {
-    while (!(await reader.read()).done);
-  })();
-  return { child, port: Number(/listening on [^:]+:(\d+)/.exec(seen)![1]) };
+function startServer(side: Side): Promise<ServerProcess> {
+  return startServerProcess({
+    name: side.name,
+    script: serverCli(side.root),
+    args: ["--mode", "inline", "--io-threads", "1", ...memoryOnly(side.root), ...side.args],
+  });
 }
 
 async function measureSide(side: Side, seconds: number): Promise<SideRun> {

@@ -7,9 +7,8 @@
  *
  * @module
  */
-import type { Command } from "../resp/commands.ts";
+import { type Command, respCommandNames } from "../resp/command_table.ts";
 import { array, bulk, error, integer, OK } from "../resp/reply.ts";
-import { respCommandNames } from "./command_index.ts";
 import { readSlowlog, recorder, resetSlowlog, type SlowEntry } from "./recorder.ts";
 
 const decoder = new TextDecoder();

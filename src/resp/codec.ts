@@ -14,9 +14,10 @@ import type { Codec, Dispatcher } from "../server/io/connection.ts";
 import type { RequestBatch } from "../server/service.ts";
 import { CLOSE_AFTER_REPLY } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
+import type { Command } from "./command_table.ts";
 import {
-  type Command,
   findCommand,
+  respCommandIndex,
   SHARD_STATELESS,
   TRANSACTION_CONTROL,
   unknownCommand,
@@ -40,7 +41,6 @@ import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
 import { shardOfKey } from "../kv/route.ts";
 import { respGate } from "./auth_commands.ts";
-import { respCommandIndex } from "../ops/command_index.ts";
 import { Res } from "../stats/resources.ts";
 
 function session(conn: Connection): Session {

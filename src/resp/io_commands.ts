@@ -9,8 +9,7 @@
 import { KvMethod, REPLY_SLACK } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
 import { shardOfKey } from "../kv/route.ts";
-import type { CommandContext } from "./commands.ts";
-import { COMMANDS } from "./commands.ts";
+import { type CommandContext, COMMANDS } from "./command_table.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { Gather, type ScanCursor, type Session } from "./session.ts";
 import { persistenceSection, persistInfoCall } from "./persist_commands.ts";

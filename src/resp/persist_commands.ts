@@ -9,7 +9,7 @@
 import { type evkv, pb } from "../protocol/messages.ts";
 import type { MessageType } from "../server/service.ts";
 import { MODE_NAMES, PersistMethod } from "../persist/methods.ts";
-import type { Command } from "./commands.ts";
+import type { Command } from "./command_table.ts";
 import { error, integer, OK, simple } from "./reply.ts";
 import type { Call, Result } from "./session.ts";
 
