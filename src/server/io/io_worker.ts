@@ -489,14 +489,22 @@ const proxied = new Map<number, ProxyTransport>();
 scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   const msg = e.data;
   if (!("type" in msg)) {
-    const service = (await import(msg.serviceUrl)).default as Service<unknown>;
-    worker = new IoWorker(msg, service, await loadCodecs(msg.codecUrls));
-    const ports = [];
-    for (const spec of msg.listen) ports.push(await worker.listen(spec));
-    worker.pump();
-    worker.startIdleTimer();
-    worker.startHeartbeat();
-    scope.postMessage({ type: "ready", ports });
+    try {
+      const service = (await import(msg.serviceUrl)).default as Service<unknown>;
+      worker = new IoWorker(msg, service, await loadCodecs(msg.codecUrls));
+      const ports = [];
+      for (const spec of msg.listen) ports.push(await worker.listen(spec));
+      worker.pump();
+      worker.startIdleTimer();
+      worker.startHeartbeat();
+      scope.postMessage({ type: "ready", ports });
+    } catch (err) {
+      // A port in use, a bad service module: thrown outside the promise so
+      // that the main thread sees a worker error now, not a missing `ready`.
+      setTimeout(() => {
+        throw err;
+      });
+    }
     return;
   }
   if (!worker) return;
