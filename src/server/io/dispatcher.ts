@@ -130,29 +130,40 @@ export class Dispatcher implements io.Dispatcher {
   };
 
   /** See {@link io.Dispatcher.call}. */
-  readonly call: io.Dispatcher["call"] = (c, sink, code, id, flags, bytes, start, end, dl, int) => {
-    this.#begin(c, flags);
+  readonly call: io.Dispatcher["call"] = (
+    conn,
+    sink,
+    code,
+    requestId,
+    flags,
+    bytes,
+    start,
+    end,
+    deadline,
+    internal,
+  ) => {
+    this.#begin(conn, flags);
     const oneway = (flags & Flags.ONEWAY) !== 0;
     if (this.draining) {
-      c.finish();
+      conn.finish();
       const o = errorOutcome(Status.SHUTTING_DOWN, "Accept request: the server is shutting down");
-      this.#finish(c, sink, code, id, oneway, o);
+      this.#finish(conn, sink, code, requestId, oneway, o);
       return;
     }
     const m = this.service.methods[code];
-    if (!m || (m.internal && !int)) {
-      const o = (!m ? this.#o.fallback?.(c, code, bytes, start, end) : null) ??
+    if (!m || (m.internal && !internal)) {
+      const o = (!m ? this.#o.fallback?.(conn, code, bytes, start, end) : null) ??
         errorOutcome(Status.UNKNOWN_METHOD, `Find method: no method has code ${code}`);
-      this.#finish(c, sink, code, id, oneway, o);
+      this.#finish(conn, sink, code, requestId, oneway, o);
       return;
     }
     const call = this.#call;
-    call.conn = c;
+    call.conn = conn;
     call.sink = sink;
     call.code = code;
-    call.requestId = id;
+    call.requestId = requestId;
     call.flags = flags;
-    call.deadline = dl;
+    call.deadline = deadline;
     const route = m.route;
     if (route === "all") {
       this.#fanouts.start(call, m, bytes, start, end);
@@ -162,21 +173,21 @@ export class Dispatcher implements io.Dispatcher {
     let shard = 0;
     if (route === "local") {
       const local = this.#channel.localShard;
-      shard = local >= 0 ? local : c.info.id % shards;
+      shard = local >= 0 ? local : conn.info.id % shards;
     } else if (shards > 1) shard = (route(bytes.subarray(start, end), shards) >>> 0) % shards;
     const r = this.#channel.send(shard, call, bytes, start, end, 0, !oneway);
     if (r === SENT) {
-      if (oneway) this.#release(c);
+      if (oneway) this.#release(conn);
     } else if (r === FULL) {
-      this.#finish(c, sink, code, id, oneway, overloaded(m, shard));
+      this.#finish(conn, sink, code, requestId, oneway, overloaded(m, shard));
     } else if (r instanceof Promise) {
-      const at = c.arrivedAt;
+      const at = conn.arrivedAt;
       r.then((o) => {
-        this.#finish(c, sink, code, id, oneway, o, false, at);
+        this.#finish(conn, sink, code, requestId, oneway, o, false, at);
         this.#o.endOfBatch();
       });
     } else {
-      this.#finish(c, sink, code, id, oneway, r as Outcome);
+      this.#finish(conn, sink, code, requestId, oneway, r as Outcome);
     }
   };
 
