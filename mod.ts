@@ -18,19 +18,23 @@
  * ```
  *
  * Serve your own service: write a module whose default export is
- * `defineService({...})` and pass its URL as `service`. The client lives in
- * `@evkv/evkv/client`.
+ * `defineService({...})` and pass its URL as `service`; `startServer` is
+ * the same server without the KV defaults, serving wire v1 and the
+ * `protocols` you name. The client lives in `@evkv/evkv/client`.
  *
  * @module
  */
 // The framework: serve a service, define one, bound it.
 export {
   type AcceptMode,
-  serve,
-  type ServeOptions,
-  type Server,
+  type ProtocolSpec,
+  type RunningServer,
+  type ServerOptions,
   type ShutdownReport,
+  startServer,
 } from "./src/server/main/server.ts";
+// The KV server: the framework with the KV service and the RESP door.
+export { KV_SERVICE_URL, serve, type ServeOptions, type Server } from "./src/kvserver/serve.ts";
 export {
   type BodyReader,
   type BodyWriter,
@@ -55,12 +59,7 @@ export {
   receiveBytesFor,
   SMALL_REPLY_BYTES,
 } from "./src/server/limits.ts";
-export {
-  parseServeFlags,
-  parseSize,
-  SERVE_USAGE,
-  type ServeFlags,
-} from "./src/server/main/config.ts";
+export { parseServeFlags, parseSize, SERVE_USAGE, type ServeFlags } from "./src/kvserver/config.ts";
 // Persistence: options, status, errors, online backup.
 export type { PersistOptions, PersistStatus } from "./src/persist/manager.ts";
 export type { PersistMode } from "./src/persist/plan.ts";
@@ -101,15 +100,3 @@ export {
 } from "./src/ops/log.ts";
 export type { OpsOptions } from "./src/ops/ops.ts";
 export type { OpsMemory, SlowlogOptions } from "./src/ops/recorder.ts";
-
-/**
- * URL of the KV service module, the default `service` of {@link serve}.
- *
- * @example
- * ```ts
- * import { KV_SERVICE_URL, serve } from "@evkv/evkv";
- * const server = await serve({ service: KV_SERVICE_URL, port: 0 });
- * await server.shutdown();
- * ```
- */
-export const KV_SERVICE_URL: string = new URL("./src/kv/service.ts", import.meta.url).href;

@@ -31,7 +31,14 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { cpuSeconds, inTurn, median, serveArgs, type Served, startServe } from "./checkout.ts";
+import { memoryOnly, serveEntry } from "./checkout.ts";
+import { inTurn, median } from "./paired.ts";
+import {
+  cpuSeconds,
+  type ServerProcess,
+  startServerProcess,
+  stopServerProcess,
+} from "./server_process.ts";
 import { have, redisBenchmark, type RespRun } from "./resp.ts";
 import {
   INLINE_THREADS,
@@ -123,12 +130,31 @@ function respSample(run: RespRun, test: string): Sample {
   };
 }
 
+/**
+ * Starts `side`'s server as its checkout's `deno task serve` does (same
+ * script, same `deno run` flags, the checkout as working folder, so its own
+ * deno.json applies), on a free port, in memory only, with `flags`.
+ */
+function startServe(side: Side, flags: string[]): Promise<ServerProcess> {
+  const entry = serveEntry(side.root);
+  return startServerProcess({
+    name: side.name,
+    script: entry.script,
+    // startServerProcess gives every server these three already.
+    allow: entry.flags.filter((f) =>
+      !["--unstable-net", "--allow-net", "--allow-read"].includes(f)
+    ),
+    args: [...memoryOnly(side.root), ...flags],
+    cwd: side.root,
+  });
+}
+
 /** One case (or two, for redis-benchmark's SET and GET) on one side's server. */
-type Step = (server: Served, side: Side) => Promise<[string, Sample][]>;
+type Step = (server: ServerProcess, side: Side) => Promise<[string, Sample][]>;
 
 /** A load generator run with the suite's workload and load generator threads. */
 function bench(
-  server: Served,
+  server: ServerProcess,
   connections: number,
   pipeline: number,
   durationS: number,
@@ -180,10 +206,10 @@ async function measureMode(
   into: [Samples, Samples],
   failures: string[],
 ): Promise<void> {
-  const servers: Served[] = [];
+  const servers: ServerProcess[] = [];
   const flags = [...mode.flags, ...(mode.resp ? ["--resp-port", "0"] : [])];
   try {
-    for (const i of order) servers[i] = await startServe(sides[i].root, flags);
+    for (const i of order) servers[i] = await startServe(sides[i], flags);
     // Warm the JIT on both ends so that the first case does not pay for it.
     for (const i of order) await bench(servers[i], 8, 8, Math.min(0.5, seconds / 2), true);
     for (const step of steps(mode, seconds)) {
@@ -200,7 +226,7 @@ async function measureMode(
   } finally {
     for (const [i, server] of servers.entries()) {
       if (!server) continue;
-      const code = await server.stop();
+      const { code } = await stopServerProcess(server);
       if (code !== 0) {
         failures.push(`${sides[i].name}, ${mode.name}: the server exited with ${code}`);
       }
@@ -295,8 +321,8 @@ function render(
     `# evkv: this checkout against ${base.root}, ${meta.stamp}`,
     "",
     ...sides.map((side) =>
-      `- ${side.name}: \`${side.root}\` ${revision(side.root)}, serving with \`deno ${
-        serveArgs(side.root).join(" ")
+      `- ${side.name}: \`${side.root}\` ${revision(side.root)}, serving \`${
+        serveEntry(side.root).script
       }\``
     ),
     "",
@@ -409,7 +435,7 @@ async function main(args: string[]): Promise<number> {
   ];
   try {
     // Fail now rather than in every round: DIR must be a checkout with a serve task.
-    for (const side of sides) serveArgs(side.root);
+    for (const side of sides) serveEntry(side.root);
   } catch (err) {
     console.error(`--baseline ${values.baseline}: ${message(err)}\n\n${USAGE}`);
     return 2;

@@ -13,6 +13,7 @@
  * @module
  */
 import { freePort, have, startRedis } from "./resp.ts";
+import { startServerProcess } from "./server_process.ts";
 
 /** One measured run. */
 export interface MemtierRow {
@@ -141,48 +142,21 @@ function run(bin: string, port: number, s: typeof MEMTIER_SCENARIOS[number], sec
 async function startEvkv(
   mode: string[],
 ): Promise<{ port: number; respPort: number; stop: () => Promise<void> }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      "src/server/cli.ts",
-      "--port",
-      "0",
-      "--resp-port",
-      "0",
-      // Memory only, as redis-server runs here (no save, no appendonly).
-      "--persist",
-      "off",
-      ...mode,
-    ],
+  const s = await startServerProcess({
+    name: "evkv",
+    script: "src/kvserver/cli.ts",
+    // Memory only, as redis-server runs here (no save, no appendonly).
+    args: ["--resp-port", "0", "--persist", "off", ...mode],
     cwd: ROOT,
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`evkv exited before listening: ${seen}`);
-    seen += value;
-    const m = /listening on [^\s:]+:(\d+), RESP on (\d+)/.exec(seen);
-    if (m) {
-      // Keep draining its output so it never blocks on a full pipe.
-      (async () => {
-        while (!(await reader.read()).done);
-      })().catch(() => {});
-      return {
-        port: Number(m[1]),
-        respPort: Number(m[2]),
-        stop: async () => {
-          child.kill("SIGTERM");
-          await child.status;
-        },
-      };
-    }
-  }
+  });
+  return {
+    port: s.port,
+    respPort: s.respPort!,
+    stop: async () => {
+      s.child.kill("SIGTERM");
+      await s.child.status;
+    },
+  };
 }
 
 /** kvclient bench (wire v1) at 50 × 16 with the same mix, on the filled server. */

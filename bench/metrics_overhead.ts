@@ -15,11 +15,13 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { median, type Served, startServe } from "./checkout.ts";
+import { memoryOnly, serverCli } from "./checkout.ts";
+import { median } from "./paired.ts";
+import { type ServerProcess, startServerProcess } from "./server_process.ts";
 
 interface Target {
   name: string;
-  /** The checkout whose `deno task serve` entry runs. */
+  /** The checkout whose server runs. */
   root: string;
   args: string[];
   scrape: boolean;
@@ -36,8 +38,12 @@ const LOAD = {
   valueSize: 100,
 };
 
-function start(t: Target): Promise<Served> {
-  return startServe(t.root, [...SERVER, ...t.args]);
+function start(t: Target): Promise<ServerProcess> {
+  return startServerProcess({
+    name: t.name,
+    script: serverCli(t.root),
+    args: [...memoryOnly(t.root), ...SERVER, ...t.args],
+  });
 }
 
 async function run(t: Target, seconds: number): Promise<{ result: BenchResult; scrapes: number }> {
@@ -47,10 +53,9 @@ async function run(t: Target, seconds: number): Promise<{ result: BenchResult; s
   try {
     await runBench({ port: server.port, ...LOAD, durationS: 0.5 }); // warm-up
     if (t.scrape) {
-      const metricsPort = /metrics on (\d+)/.exec(server.banner)?.[1];
-      if (metricsPort === undefined) throw new Error(`${t.name}: no metrics port`);
+      if (server.metricsPort === undefined) throw new Error(`${t.name}: no metrics port`);
       timer = setInterval(async () => {
-        const r = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+        const r = await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`);
         const text = await r.text();
         if (r.status === 200 && text.includes("evkv_request_duration_seconds_count")) scrapes++;
       }, 1000);
@@ -59,7 +64,8 @@ async function run(t: Target, seconds: number): Promise<{ result: BenchResult; s
     return { result, scrapes };
   } finally {
     clearInterval(timer);
-    await server.stop();
+    server.child.kill("SIGTERM");
+    await server.child.status;
   }
 }
 

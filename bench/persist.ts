@@ -18,6 +18,7 @@ import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
 import { shardOfKey } from "../src/kv/route.ts";
 import { shardFile } from "../src/persist/plan.ts";
 import { createShardFile } from "../src/persist/schema.ts";
+import { type ServerProcess, startServerProcess } from "./server_process.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MODES = ["off", "everysec", "always"] as const;
@@ -32,68 +33,24 @@ const TARGETS = { everysec: 0.8, always: 0.3 } as const;
 const RESTART_KEYS = 1_000_000;
 const RESTART_TARGET_S = 10;
 
-interface Started {
-  child: Deno.ChildProcess;
-  port: number;
-  /** Seconds from spawn to the listening line. */
-  startS: number;
-  startup: string;
-  rest: Promise<string>;
-}
-
-async function start(flags: string[]): Promise<Started> {
-  const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "src/server/cli.ts",
-      "--port",
-      "0",
-      ...flags,
-    ],
+/** Starts the server from this tree with `flags`; it may write its data dir. */
+function start(flags: string[]): Promise<ServerProcess> {
+  return startServerProcess({
+    name: "the server",
+    script: "src/kvserver/cli.ts",
+    args: flags,
+    allow: ["--allow-write"],
     cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const stderr = new Response(child.stderr).text();
-  let seen = "";
-  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the server exited before listening:\n${seen}${await stderr}`);
-      seen += value;
-      const m = /listening on [^\s:]+:(\d+)/.exec(seen);
-      if (m) {
-        const startS = (performance.now() - t0) / 1000;
-        const rest = (async () => {
-          let all = seen;
-          for (;;) {
-            const r = await reader.read();
-            if (r.done) return all + (await stderr);
-            all += r.value;
-          }
-        })();
-        return { child, port: Number(m[1]), startS, startup: seen, rest };
-      }
-    }
-  } finally {
-    clearTimeout(timer);
-  }
+    timeoutMs: 120_000,
+  });
 }
 
-async function stop(s: Started): Promise<number> {
+async function stop(s: ServerProcess): Promise<number> {
   // The server installs its SIGTERM handler just after its listening line.
   await new Promise((r) => setTimeout(r, 300));
   s.child.kill("SIGTERM");
   const status = await s.child.status;
-  await s.rest;
+  await s.output;
   return status.code;
 }
 
@@ -113,7 +70,7 @@ async function runMode(
   failures: string[],
 ): Promise<void> {
   const dir = `${scratch}/${mode}-${round}`;
-  let server: Started;
+  let server: ServerProcess;
   try {
     server = await start(["--persist", mode, "--data-dir", dir, ...THREADS]);
   } catch (e) {

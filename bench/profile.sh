@@ -4,7 +4,7 @@
 #
 #   bash bench/profile.sh [server flags...]     (default: --mode inline --io-threads 1)
 #
-# Starts `src/server/cli.ts` (the `deno task serve` entry) with
+# Starts `src/kvserver/cli.ts` (the `deno task serve` entry) with
 # --perf-basic-prof, drives it with `kvclient bench` at 50 connections x
 # pipeline 16 for 6 s, records the first IO worker's thread with `perf` for
 # 3 s of that, and prints the hottest symbols and the split by kind of code
@@ -23,7 +23,7 @@ LOG=$(mktemp)
 # V8 writes an isolate-*.log per thread next to the process: keep them out of the repo.
 SCRATCH=$(mktemp -d)
 (cd "$SCRATCH" && exec $DENO run --v8-flags=--perf-basic-prof --unstable-net --allow-net \
-  --allow-read "$ROOT/src/server/cli.ts" --port "$PORT" --persist off "$@") >"$LOG" 2>&1 &
+  --allow-read "$ROOT/src/kvserver/cli.ts" --port "$PORT" --persist off "$@") >"$LOG" 2>&1 &
 for _ in $(seq 1 50); do grep -q "listening" "$LOG" && break; sleep 0.2; done
 PID=$(grep -o "pid [0-9]*" "$LOG" | awk '{print $2}')
 [ -n "$PID" ] || { echo "profile: the server did not start:" >&2; cat "$LOG" >&2; exit 1; }

@@ -19,7 +19,7 @@ OUT=${OUT:-/tmp/evkv-resp-perf.data}
 LOG=$(mktemp)
 SCRATCH=$(mktemp -d)
 (cd "$SCRATCH" && exec $DENO run --v8-flags=--perf-basic-prof --unstable-net --allow-net \
-  --allow-read "$ROOT/src/server/cli.ts" --port "$PORT" --resp-port "$RPORT" "$@") >"$LOG" 2>&1 &
+  --allow-read "$ROOT/src/kvserver/cli.ts" --port "$PORT" --resp-port "$RPORT" "$@") >"$LOG" 2>&1 &
 for _ in $(seq 1 50); do grep -q "listening" "$LOG" && break; sleep 0.2; done
 PID=$(grep -o "pid [0-9]*" "$LOG" | awk '{print $2}')
 [ -n "$PID" ] || { echo "profile: the server did not start:" >&2; cat "$LOG" >&2; exit 1; }

@@ -41,6 +41,7 @@ import {
   startRedis,
 } from "./resp.ts";
 import { memtierComparison } from "./memtier.ts";
+import { type ServerProcess, startServerProcess, stopServerProcess } from "./server_process.ts";
 
 /** One scenario: a connection count and a pipeline depth. */
 export interface Scenario {
@@ -107,7 +108,7 @@ export const TARGETS: Target[] = [
   ...(["inline", "pool"] as const).flatMap((mode) =>
     (["main", "reuseport"] as const).map((accept) => ({
       name: `${mode}/${accept}`,
-      script: "src/server/cli.ts",
+      script: "src/kvserver/cli.ts",
       args: [
         "--persist",
         "off",
@@ -139,90 +140,14 @@ export const WORKLOAD: { ratio: { get: number; put: number }; keys: number; valu
 
 const ROOT = new URL("../", import.meta.url);
 
-/** A server subprocess and what it printed. */
-interface Running {
-  child: Deno.ChildProcess;
-  port: number;
-  /** The RESP port, when started with --resp-port. */
-  respPort?: number;
-  output: Promise<string>;
-}
-
 /** Starts `target` on a free port; resolves once it prints its "listening on" line. */
-async function start(target: Target, extra: string[] = []): Promise<Running> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      target.script,
-      "--port",
-      "0",
-      ...target.args,
-      ...extra,
-    ],
+function start(target: Target, extra: string[] = []): Promise<ServerProcess> {
+  return startServerProcess({
+    name: target.name,
+    script: target.script,
+    args: [...target.args, ...extra],
     cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const stderr = new Response(child.stderr).text();
-  let seen = "";
-  const deadline = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, 30_000);
-  try {
-    for (;;) {
-      const { value, done } = await lines.read();
-      if (done) {
-        throw new Error(`${target.name} exited before listening:\n${seen}${await stderr}`);
-      }
-      seen += value;
-      const m = /listening on [^\s:]+:(\d+)/.exec(seen);
-      if (m) {
-        const rest = (async () => {
-          let all = seen;
-          for (;;) {
-            const r = await lines.read();
-            if (r.done) return all + (await stderr);
-            all += r.value;
-          }
-        })();
-        const resp = /RESP on (\d+)/.exec(seen);
-        return {
-          child,
-          port: Number(m[1]),
-          respPort: resp ? Number(resp[1]) : undefined,
-          output: rest,
-        };
-      }
-    }
-  } finally {
-    clearTimeout(deadline);
-  }
-}
-
-/** SIGTERM, then SIGKILL if it has not exited in 15 s; resolves with its exit and output. */
-async function stop(r: Running): Promise<{ code: number; output: string; killed: boolean }> {
-  r.child.kill("SIGTERM");
-  let killed = false;
-  const timer = setTimeout(() => {
-    killed = true;
-    try {
-      r.child.kill("SIGKILL");
-    } catch {
-      // Exited meanwhile.
-    }
-  }, 15_000);
-  const status = await r.child.status;
-  clearTimeout(timer);
-  return { code: status.code, output: await r.output, killed };
+  });
 }
 
 /** One measured run. */
@@ -595,7 +520,7 @@ async function respComparison(failures: string[]): Promise<{ runs: RespRun[]; no
     try {
       runs.push(await redisBenchmark(`evkv ${RESP_TARGET.name}`, evkv.respPort!));
     } finally {
-      await stop(evkv);
+      await stopServerProcess(evkv);
     }
     const port = freePort();
     const stopRedis = await startRedis(port);
@@ -638,7 +563,7 @@ async function scaleComparison(
       name: `evkv ${RESP_TARGET.name}`,
       port: evkv.respPort!,
       pid: evkv.child.pid,
-      stop: async () => void await stop(evkv),
+      stop: async () => void await stopServerProcess(evkv),
     }];
     try {
       servers.push(await startRedisServer(freePort()));
@@ -665,7 +590,7 @@ async function scaleComparison(
  * own limit, and this shows the store's.
  */
 async function wireLoad(redisRate: number, failures: string[]): Promise<string> {
-  let server: Running | null = null;
+  let server: ServerProcess | null = null;
   try {
     server = await start(RESP_TARGET);
     const r = await runBench({
@@ -687,7 +612,7 @@ async function wireLoad(redisRate: number, failures: string[]): Promise<string> 
     failures.push(`scale wire v1 load: ${message(err)}`);
     return `\nLoad of 1M keys through wire v1 failed: ${message(err)}\n`;
   } finally {
-    if (server) await stop(server);
+    if (server) await stopServerProcess(server);
   }
 }
 
@@ -704,7 +629,7 @@ async function measure(
   exits: Exit[],
   failures: string[],
 ): Promise<void> {
-  let server: Running;
+  let server: ServerProcess;
   try {
     server = await start(target);
   } catch (err) {
@@ -746,7 +671,7 @@ async function measure(
         `errors: ${errorText({ ...result.errors, ...result.fill.errors })}`,
     );
   }
-  const e = await stop(server);
+  const e = await stopServerProcess(server);
   const note = target.echo
     ? ""
     : (e.output.match(/^evkv: (stopped cleanly.*|resources not released.*)$/m)?.[1] ?? "");

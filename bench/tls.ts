@@ -19,7 +19,9 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchResult, runBench } from "../src/loadgen/bench.ts";
-import { alternate, cpuSeconds, median, startServe } from "./checkout.ts";
+import { memoryOnly, serverCli } from "./checkout.ts";
+import { alternate, median } from "./paired.ts";
+import { cpuSeconds, type ServerProcess, startServerProcess } from "./server_process.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -27,7 +29,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 export interface Side {
   /** Name in the report. */
   name: string;
-  /** Checkout whose `deno task serve` entry runs. */
+  /** Checkout whose server entry (see `serverCli`) runs. */
   root: string;
   /** Extra server flags. */
   args: string[];
@@ -92,8 +94,16 @@ export function removeBenchCerts(c: BenchCerts): void {
   sh(`rm -rf '${c.dir}'`);
 }
 
+function startServer(side: Side): Promise<ServerProcess> {
+  return startServerProcess({
+    name: side.name,
+    script: serverCli(side.root),
+    args: ["--mode", "inline", "--io-threads", "1", ...memoryOnly(side.root), ...side.args],
+  });
+}
+
 async function measureSide(side: Side, seconds: number): Promise<SideRun> {
-  const s = await startServe(side.root, ["--mode", "inline", "--io-threads", "1", ...side.args]);
+  const s = await startServer(side);
   try {
     const ca = side.ca === undefined ? undefined : [Deno.readTextFileSync(side.ca)];
     const run = (durationS: number) =>
@@ -114,7 +124,8 @@ async function measureSide(side: Side, seconds: number): Promise<SideRun> {
     const cpuUs = (cpuSeconds(s.child.pid) - cpu0) * 1e6 / (result.ops || 1);
     return { result, cpuUs };
   } finally {
-    await s.stop();
+    s.child.kill("SIGTERM");
+    await s.child.status;
   }
 }
 

@@ -5,15 +5,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { alternate, memoryOnly, serveArgs } from "../bench/checkout.ts";
+import { memoryOnly, serveEntry } from "../bench/checkout.ts";
+import { alternate } from "../bench/paired.ts";
 import { type Sample, type Samples, summarise } from "../bench/compare.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
 Deno.test("compare: a checkout's server runs through its own deno task serve entry", () => {
-  const args = serveArgs(ROOT);
-  assert.equal(args[0], "run");
-  assert.ok(args.at(-1)!.endsWith(".ts"), `no script last in ${args.join(" ")}`);
+  const entry = serveEntry(ROOT);
+  assert.ok(entry.script.endsWith("/cli.ts"), entry.script);
+  Deno.statSync(entry.script);
+  assert.ok(entry.flags.includes("--unstable-net"), entry.flags.join(" "));
   assert.deepEqual(memoryOnly(ROOT), ["--persist", "off"]);
   const dir = Deno.makeTempDirSync();
   try {
@@ -21,13 +23,13 @@ Deno.test("compare: a checkout's server runs through its own deno task serve ent
       `${dir}/deno.json`,
       JSON.stringify({ tasks: { serve: { command: "deno run -A src/entry.ts --mode pool" } } }),
     );
-    assert.deepEqual(serveArgs(dir), ["run", "-A", "src/entry.ts", "--mode", "pool"]);
+    assert.deepEqual(serveEntry(dir), { script: `${dir}/src/entry.ts`, flags: ["-A"] });
     assert.deepEqual(memoryOnly(dir), [], "no src/persist: no --persist flag");
     Deno.writeTextFileSync(
       `${dir}/deno.json`,
       JSON.stringify({ tasks: { serve: "deno run a.ts && deno run b.ts" } }),
     );
-    assert.throws(() => serveArgs(dir), /not a plain "deno \.\.\." command line/);
+    assert.throws(() => serveEntry(dir), /not a plain "deno run \.\.\. SCRIPT" command line/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

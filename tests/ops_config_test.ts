@@ -11,7 +11,7 @@ import { createOpsMemory } from "../src/ops/recorder.ts";
 import { EvictionWatch, startOps } from "../src/ops/ops.ts";
 import { sleep } from "./support.ts";
 
-const CLI = new URL("../src/server/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../src/kvserver/cli.ts", import.meta.url).pathname;
 
 function refused(text: string, line: number, reason: RegExp): void {
   assert.throws(() => configFileArgs("evkv.conf", text), (e) => {

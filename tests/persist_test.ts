@@ -12,7 +12,7 @@ import { createShardFile, SCHEMA_VERSION } from "../src/persist/schema.ts";
 import { main as kvclient } from "../src/client/cli.ts";
 import { sleep, text, withServer } from "./support.ts";
 
-const CLI = new URL("../src/server/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../src/kvserver/cli.ts", import.meta.url).pathname;
 
 interface Running {
   child: Deno.ChildProcess;

@@ -35,7 +35,6 @@ import {
   HeaderOffset,
   NEED_MORE,
   readU32,
-  roomForFrame,
   writeHeader,
   writeU32,
 } from "../src/protocol/frame.ts";
@@ -771,31 +770,4 @@ Deno.test("hashBytes hashes only the given range", () => {
   assert.equal(hashBytes(framed, 2, 2 + k.length), hashBytes(k, 0, k.length));
   const h = hashBytes(k, 0, k.length);
   assert.ok(Number.isInteger(h) && h >= 0 && h <= 0xffffffff);
-});
-
-Deno.test("roomForFrame leaves a fitting partial frame, moves one near the end, and grows for a big one", () => {
-  const frame = encodeFrame(
-    { flags: 0, code: 2, requestId: 1, status: 0, timeoutMs: 0 },
-    new Uint8Array(40),
-  );
-  // Fits where it is: nothing to do.
-  const roomy = new Uint8Array(256);
-  roomy.set(frame.subarray(0, 30), 10);
-  assert.equal(roomForFrame(roomy, 10, 40), null);
-  // Would run past the end: moved to the front of the same buffer.
-  const tight = new Uint8Array(100);
-  tight.set(frame.subarray(0, 30), 60);
-  const moved = roomForFrame(tight, 60, 90);
-  assert.equal(moved, tight);
-  assert.deepEqual(moved!.subarray(0, 30), frame.subarray(0, 30));
-  // Larger than the buffer: a bigger one, with the bytes at the front.
-  const small = new Uint8Array(32);
-  small.set(frame.subarray(0, 30), 2);
-  const grown = roomForFrame(small, 2, 32)!;
-  assert.ok(grown.length >= frame.length);
-  assert.deepEqual(grown.subarray(0, 30), frame.subarray(0, 30));
-  // Before the header is in, only the header's size is known.
-  const head = new Uint8Array(30);
-  head.set(frame.subarray(0, 10), 20);
-  assert.equal(roomForFrame(head, 20, 30), head);
 });

@@ -10,7 +10,7 @@ import { TRANSIENT_KINDS } from "../src/stats/resources.ts";
 import { connect } from "../src/client/mod.ts";
 import { sleep, utf8 } from "./support.ts";
 
-const CLI = new URL("../src/server/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../src/kvserver/cli.ts", import.meta.url).pathname;
 
 interface Running {
   child: Deno.ChildProcess;

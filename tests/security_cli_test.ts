@@ -15,7 +15,7 @@ import {
   type TestCerts,
 } from "./security_support.ts";
 
-const CLI = new URL("../src/server/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../src/kvserver/cli.ts", import.meta.url).pathname;
 const PERMS = ["--unstable-net", "--allow-net", "--allow-read", "--allow-env=EVKV_PASSWORD"];
 const SECRET = "correct-horse-battery-staple";
 const GUESS = "tr0ub4dor-and-3";

@@ -4,7 +4,7 @@
  * connection, using the echo service from examples/.
  */
 import assert from "node:assert/strict";
-import { KvMethod, pb, Status } from "../mod.ts";
+import { KvMethod, pb, serve, Status } from "../mod.ts";
 import { Flags, MAGIC } from "../src/protocol/constants.ts";
 import { writeHeader } from "../src/protocol/frame.ts";
 import { EchoMethod } from "../examples/echo_service.ts";
@@ -130,3 +130,15 @@ for (const layout of LAYOUTS.filter((l) => l.options.mode === "pool")) {
     );
   });
 }
+
+Deno.test("a start on a port already in use fails at once with the listen error, not a timeout", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  await assert.rejects(
+    serve({ port, ioThreads: 1, workers: 1, persist: { mode: "off" } }),
+    (e: Error) => {
+      assert.match(e.message, /Start evkv-io-0: .*Address already in use/);
+      return true;
+    },
+  );
+});

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { KvMethod, pb, serve, Status } from "../mod.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { connect } from "../src/client/mod.ts";
-import { exitCodeFor } from "../src/server/cli.ts";
+import { exitCodeFor } from "../src/kvserver/cli.ts";
 import { StallMethod } from "./fixtures/stall_service.ts";
 import { RawClient, sleep, utf8, withServer } from "./support.ts";
 
@@ -156,7 +156,7 @@ Deno.test("a handler blocked past the stall timeout is replaced, and when it ret
 });
 
 Deno.test("deno task serve exits 1 and names the kinds when its drain times out with resources held, without --strict-leaks", async () => {
-  const cli = new URL("../src/server/cli.ts", import.meta.url).pathname;
+  const cli = new URL("../src/kvserver/cli.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--unstable-net", "--allow-net", "--allow-read", cli, "--port", "0"].concat(
       ["--io-threads", "1", "--workers", "1", "--drain-timeout", "300", "--max-output", "256MiB"],

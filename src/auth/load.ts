@@ -1,11 +1,11 @@
 /**
- * Turns the security flags of `deno task serve` into {@link ServeOptions}:
+ * Turns the security flags of `deno task serve` into {@link ServerOptions}:
  * reads the password, ACL, certificate and key files (and the password
  * from the environment), so that no secret ever sits on a command line.
  *
  * @module
  */
-import type { ServeOptions } from "../server/main/server.ts";
+import type { ServerOptions } from "../server/main/server.ts";
 
 /**
  * The environment variable that may hold the default user's password.
@@ -86,7 +86,7 @@ function passwordFromEnv(): string | undefined {
  */
 export function loadSecurity(
   f: SecurityFlags,
-): Pick<ServeOptions, "auth" | "tls" | "protectedMode"> {
+): Pick<ServerOptions, "auth" | "tls" | "protectedMode"> {
   const password = f.passwordFile !== undefined
     ? passwordFromFile(readFile("password file", f.passwordFile))
     : passwordFromEnv();

@@ -10,10 +10,11 @@
  */
 import { KvMethod } from "../protocol/constants.ts";
 import { crcMatches, HeaderOffset, readU32 } from "../protocol/frame.ts";
-import type { CallSite, Codec } from "../server/io/connection.ts";
+import type { Codec } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import type { Outcome } from "../server/outcome.ts";
-import { wireCodec, wireSink } from "../server/io/wire_codec.ts";
+import { checkWireFrame, dispatchWireFrame, wireCodec, wireSink } from "../server/io/wire_codec.ts";
+import { Res } from "../stats/resources.ts";
 import { wireGate } from "./guard.ts";
 
 const HEADER_SIZE = 24;
@@ -34,20 +35,33 @@ export const guardedWireCodec: Codec = {
   ...wireCodec,
   name: "evkv wire v1, authenticated",
 
-  dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {
+  take(conn, buf, start, end, maxBody, dispatcher): number {
+    const total = checkWireFrame(conn, buf, start, end, maxBody);
+    if (total <= 0) return total;
     const auth = conn.auth;
-    const code = buf[off + HeaderOffset.code] | (buf[off + HeaderOffset.code + 1] << 8);
+    const code = buf[start + HeaderOffset.code] | (buf[start + HeaderOffset.code + 1] << 8);
     if (
-      auth !== null && (auth.restricted || code === KvMethod.Auth) && crcMatches(buf, off, total)
+      auth !== null && (auth.restricted || code === KvMethod.Auth) && crcMatches(buf, start, total)
     ) {
-      const refusal = wireGate(auth, code, buf, off + HEADER_SIZE, off + total - 4);
+      const refusal = wireGate(auth, code, buf, start + HEADER_SIZE, start + total - 4);
       if (refusal !== null) {
-        const requestId = readU32(buf, off + HeaderOffset.requestId);
-        site.reject(conn, wireSink, code, requestId, buf[off + HeaderOffset.flags], refusal);
-        return;
+        // Counted as a frame held, as dispatchWireFrame counts every frame it takes.
+        conn.packetBytes = total;
+        dispatcher.stats.alloc(Res.in_packet, total);
+        const requestId = readU32(buf, start + HeaderOffset.requestId);
+        dispatcher.reject(
+          conn,
+          wireSink,
+          code,
+          requestId,
+          buf[start + HeaderOffset.flags],
+          refusal,
+        );
+        return total;
       }
     }
-    wireCodec.dispatch(conn, buf, off, total, site);
+    dispatchWireFrame(conn, buf, start, total, dispatcher);
+    return total;
   },
 };
 

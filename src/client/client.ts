@@ -27,15 +27,14 @@ import {
 import {
   BAD_PREAMBLE,
   BODY_TOO_LARGE,
-  checkFrame,
   crcMatches,
   decodeHeader,
   encodeFrame,
   HeaderOffset,
   NEED_MORE,
   readU32,
-  roomForFrame,
 } from "../protocol/frame.ts";
+import { FrameReader } from "../protocol/frame_reader.ts";
 import { pb } from "../protocol/messages.ts";
 import {
   readVarint64,
@@ -818,46 +817,28 @@ export class Client implements AsyncDisposable {
   }
 
   async #readLoop(): Promise<void> {
-    let buf = new Uint8Array(INITIAL_READ_BUFFER);
-    let start = 0;
-    let end = 0;
+    const reader = new FrameReader({ initialBytes: INITIAL_READ_BUFFER });
+    // A reply may carry a value right at the limit plus its framing.
+    const maxReply = this.#maxBody + REPLY_SLACK;
     let message = `Connection closed by the server ${this.#label}`;
     let cause: unknown;
     try {
       while (!this.#closeError) {
-        const n = await this.#conn.read(buf.subarray(end));
-        if (n === null) break;
-        end += n;
+        if ((await reader.read(this.#conn)) === null) break;
         for (;;) {
-          // A reply may carry a value right at the limit plus its framing.
-          const len = checkFrame(buf, start, end, this.#maxBody + REPLY_SLACK);
+          const len = reader.frame(maxReply);
           if (len === NEED_MORE) break;
           if (len === BAD_PREAMBLE) {
             throw new ProtocolError("Reply does not start with the EVKV magic and version 1");
           }
           if (len === BODY_TOO_LARGE) {
-            const bodyLen = readU32(buf, start + HeaderOffset.bodyLen);
+            const bodyLen = readU32(reader.bytes, reader.start + HeaderOffset.bodyLen);
             throw new ProtocolError(
-              `Reply body of ${bodyLen} bytes is over the ${
-                this.#maxBody + REPLY_SLACK
-              }-byte reply limit`,
+              `Reply body of ${bodyLen} bytes is over the ${maxReply}-byte reply limit`,
             );
           }
-          this.#onFrame(buf, start, len);
-          start += len;
-        }
-        if (start === end) {
-          start = end = 0;
-          // Give back the memory of one huge reply instead of keeping it forever.
-          if (buf.length > INITIAL_READ_BUFFER) buf = new Uint8Array(INITIAL_READ_BUFFER);
-          continue;
-        }
-        // A partial frame: make room for all of it.
-        const moved = roomForFrame(buf, start, end);
-        if (moved) {
-          buf = moved;
-          end -= start;
-          start = 0;
+          this.#onFrame(reader.bytes, reader.start, len);
+          reader.consume(len);
         }
       }
     } catch (err) {

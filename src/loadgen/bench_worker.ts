@@ -20,14 +20,13 @@ import { crc32, crc32Combine, crc32Range } from "../protocol/crc32.ts";
 import {
   BAD_PREAMBLE,
   BODY_TOO_LARGE,
-  checkFrame,
   crcMatches,
   encodeFrame,
   HeaderOffset,
   readU32,
-  roomForFrame,
   writeU32,
 } from "../protocol/frame.ts";
+import { FrameReader } from "../protocol/frame_reader.ts";
 import { pb } from "../protocol/messages.ts";
 
 /** Latencies are recorded in microseconds, up to this many (60 s) before the histogram grows. */
@@ -382,7 +381,8 @@ class Tally {
  */
 class BenchConn {
   readonly #conn: Deno.Conn;
-  #buf = new Uint8Array(64 * 1024);
+  /** Replies as they arrive; one buffer for every phase of the run. */
+  readonly #reader = new FrameReader({ initialBytes: 64 * 1024 });
   #sentAt = new Float64Array(0);
   #gen = new Uint16Array(0);
   #live = new Uint8Array(0);
@@ -464,13 +464,12 @@ class BenchConn {
   async run(src: Source, window: number, tally: Tally): Promise<void> {
     this.#setWindow(window);
     this.#send(src, tally);
-    let start = 0;
-    let end = 0;
+    const reader = this.#reader;
     const hist = tally.histogram;
     while (this.inflight > 0 && !this.#broken) {
       let n: number | null;
       try {
-        n = await this.#conn.read(this.#buf.subarray(end));
+        n = await reader.read(this.#conn);
       } catch {
         n = null;
       }
@@ -478,13 +477,14 @@ class BenchConn {
       // One clock read per chunk: every frame in it arrived at this moment.
       const now = performance.now();
       tally.rx += n;
-      end += n;
-      const buf = this.#buf;
+      const buf = reader.bytes;
       for (;;) {
-        const len = checkFrame(buf, start, end, MAX_REPLY_BODY);
+        const start = reader.start;
+        const len = reader.frame(MAX_REPLY_BODY);
         if (len === 0) break;
         if (len === BAD_PREAMBLE || len === BODY_TOO_LARGE) {
           tally.error(len === BAD_PREAMBLE ? "REPLY_BAD_PREAMBLE" : "REPLY_TOO_LARGE");
+          reader.skipAll();
           this.close();
           break;
         }
@@ -511,20 +511,9 @@ class BenchConn {
             }
           }
         }
-        start += len;
+        reader.consume(len);
       }
       tally.lastReplyAt = now;
-      if (start === end) {
-        start = end = 0;
-      } else {
-        // A partial frame: make sure all of it fits.
-        const moved = roomForFrame(buf, start, end);
-        if (moved) {
-          this.#buf = moved;
-          end -= start;
-          start = 0;
-        }
-      }
       this.#send(src, tally);
     }
     if (this.inflight > 0) {

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { parseServeFlags } from "../server/main/config.ts";
+import { parseServeFlags } from "../kvserver/config.ts";
 
 /** A problem in a configuration file, with where it is. */
 export class ConfigFileError extends Error {

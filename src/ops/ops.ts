@@ -8,7 +8,7 @@
 import type { StatsSnapshot } from "../stats/resources.ts";
 import type { PersistStatus } from "../persist/manager.ts";
 import type { Service } from "../server/service.ts";
-import { respCommandNames } from "./command_index.ts";
+import { respCommandNames } from "../resp/commands.ts";
 import { BurstLog, Logger } from "./log.ts";
 import { type MetricsServer, startMetricsServer } from "./metrics.ts";
 import type { OpsMemory, SlowlogOptions } from "./recorder.ts";

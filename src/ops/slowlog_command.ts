@@ -7,9 +7,8 @@
  *
  * @module
  */
-import type { Command } from "../resp/commands.ts";
+import { type Command, respCommandNames } from "../resp/command_table.ts";
 import { array, bulk, error, integer, OK } from "../resp/reply.ts";
-import { respCommandNames } from "./command_index.ts";
 import { readSlowlog, recorder, resetSlowlog, type SlowEntry } from "./recorder.ts";
 
 const decoder = new TextDecoder();
@@ -48,7 +47,7 @@ export const slowlogCommand: Command = {
         }
         count = Number(s) === -1 ? Infinity : Number(s);
       }
-      const methods = ctx.site.service.methods;
+      const methods = ctx.dispatcher.service.methods;
       const entries = readSlowlog(mem).slice(0, count).map((e) =>
         array([
           integer(e.id),

@@ -225,37 +225,3 @@ export function crcMatches(buf: Uint8Array, off: number, total: number): boolean
   const want = readU32(buf, bodyEnd);
   return (bodyEnd === bodyStart ? 0 : crc32Of(buf, bodyStart, bodyEnd)) === want;
 }
-
-/**
- * Makes room to read the rest of the partial frame at `buf[start, end)`
- * (its length is known once its header is in). Returns null when it
- * already fits where it is; otherwise the buffer to keep reading into,
- * with the partial frame moved to offset 0: the same buffer, or a bigger
- * one when the frame is larger than `buf`.
- *
- * @example
- * ```ts
- * import { roomForFrame } from "@evkv/evkv";
- * let buf = new Uint8Array(64);
- * let start = 40, end = 60;
- * const moved = roomForFrame(buf, start, end);
- * if (moved) { buf = moved; end -= start; start = 0; }
- * ```
- */
-export function roomForFrame(
-  buf: Uint8Array<ArrayBuffer>,
-  start: number,
-  end: number,
-): Uint8Array<ArrayBuffer> | null {
-  const need = end - start >= HEADER_SIZE
-    ? readU32(buf, start + HeaderOffset.bodyLen) + FRAME_OVERHEAD
-    : HEADER_SIZE;
-  if (start + need <= buf.length) return null;
-  if (need <= buf.length) {
-    buf.copyWithin(0, start, end);
-    return buf;
-  }
-  const grown = new Uint8Array(Math.max(need, buf.length * 2));
-  grown.set(buf.subarray(start, end));
-  return grown;
-}

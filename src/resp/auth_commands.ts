@@ -10,7 +10,7 @@ import { DEFAULT_USER, describeUser } from "../auth/acl.ts";
 import { CATEGORIES, COMMAND_INDEX, COMMAND_TABLE } from "../auth/commands.ts";
 import type { ConnAuth } from "../auth/guard.ts";
 import type { Connection } from "../server/io/connection.ts";
-import type { Command, CommandContext } from "./commands.ts";
+import type { Command, CommandContext } from "./command_table.ts";
 import { array, bulk, error, OK } from "./reply.ts";
 import type { Session } from "./session.ts";
 

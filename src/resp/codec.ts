@@ -10,13 +10,14 @@
  *
  * @module
  */
-import type { CallSite, Codec } from "../server/io/connection.ts";
+import type { Codec, Dispatcher } from "../server/io/connection.ts";
 import type { RequestBatch } from "../server/service.ts";
 import { CLOSE_AFTER_REPLY } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
+import type { Command } from "./command_table.ts";
 import {
-  type Command,
   findCommand,
+  respCommandIndex,
   SHARD_STATELESS,
   TRANSACTION_CONTROL,
   unknownCommand,
@@ -40,7 +41,7 @@ import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
 import { shardOfKey } from "../kv/route.ts";
 import { respGate } from "./auth_commands.ts";
-import { respCommandIndex } from "../ops/command_index.ts";
+import { Res } from "../stats/resources.ts";
 
 function session(conn: Connection): Session {
   return conn.codecState as Session;
@@ -68,17 +69,15 @@ export const respCodec: Codec = {
     conn.codecState = new Session(conn.info.ioWorker);
   },
 
-  check(conn: Connection, buf: Uint8Array, start: number, end: number, maxBody: number): number {
-    const s = session(conn);
-    if (s.quitting) return CLOSE_AFTER_REPLY;
-    s.maxBody = maxBody;
-    try {
-      return checkCommand(buf, start, end, maxBody, s.args);
-    } catch (e) {
-      if (!(e instanceof RespProtocolError)) throw e;
-      s.reply(conn, errorBytes(`ERR Protocol error: ${e.message}`));
-      return CLOSE_AFTER_REPLY;
+  take(conn, buf, start, end, maxBody, dispatcher): number {
+    const total = checkResp(conn, buf, start, end, maxBody);
+    if (total > 0) {
+      // Held while the command runs here, until the channel copies it (see packetBytes).
+      conn.packetBytes = total;
+      dispatcher.stats.alloc(Res.in_packet, total);
+      dispatchResp(dispatcher, conn, session(conn), buf, start, total);
     }
+    return total;
   },
 
   sizeHint(): number {
@@ -118,64 +117,87 @@ export const respCodec: Codec = {
       at = i;
     }
   },
-
-  dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void {
-    const s = session(conn);
-    let a = s.args;
-    if (a.at !== off) return;
-    let b = buf;
-    let base = off;
-    if (a.inline !== null) {
-      if (a.inline.length === 0) return; // an empty line
-      b = encodeCommand(a.inline);
-      base = 0;
-      total = checkCommand(b, 0, b.length, b.length + 1, inlineSpans);
-      a = inlineSpans;
-    }
-    const count = a.count;
-    if (count === 0) return; // `*0`
-    const spans = a.spans;
-    const found = findCommand(b, base + spans[0], base + spans[1]);
-    // Every command queues exactly one reply, which the metrics pair with this.
-    s.track.begin(found === undefined ? 0 : respCommandIndex(found.name), conn.arrivedAt);
-    if (found === undefined) {
-      if (s.multi) s.dirty = true;
-      const args = argViews(b, base, spans, count);
-      return s.reply(conn, unknownCommand(args[0], args.slice(1)));
-    }
-    const { name, command } = found;
-    const arity = command.arity;
-    if ((arity > 0 && count !== arity) || (arity < 0 && count < -arity)) {
-      if (s.multi) s.dirty = true;
-      return s.reply(conn, wrongArity(name));
-    }
-    // The ACL gate (NOAUTH / NOPERM): after the arity check, before the command is queued
-    // or run, as Redis orders them.
-    if (
-      conn.auth?.restricted &&
-      !respGate(conn, s, name, argViews(b, base, spans, count).slice(1))
-    ) return;
-    if (s.multi && !TRANSACTION_CONTROL.has(name)) {
-      if (!command.shard && !command.fanout && !SHARD_STATELESS.has(name)) {
-        s.dirty = true;
-        return s.reply(conn, errorBytes("ERR Command not allowed inside a transaction"));
-      }
-      // What EXEC sends must fit in one body: that bounds a transaction's memory too.
-      if (s.queuedBytes + total > s.maxBody) {
-        s.dirty = true;
-        return s.reply(
-          conn,
-          errorBytes(`ERR Transaction over ${s.maxBody} bytes: queue fewer or smaller commands`),
-        );
-      }
-      s.queuedBytes += total;
-      s.queued.push({ bytes: b.slice(base, base + total), name });
-      return s.reply(conn, queuedReply());
-    }
-    if (command.shard) return direct(conn, site, s, name, command, b, base, total, spans, count);
-    command.run!({ conn, site, session: s }, argViews(b, base, spans, count).slice(1));
-  },
 };
+
+/** The cheap check of the command at `start` (see {@link Codec.take}'s results). */
+function checkResp(conn: Connection, buf: Uint8Array, start: number, end: number, max: number) {
+  const s = session(conn);
+  if (s.quitting) return CLOSE_AFTER_REPLY;
+  s.maxBody = max;
+  try {
+    return checkCommand(buf, start, end, max, s.args);
+  } catch (e) {
+    if (!(e instanceof RespProtocolError)) throw e;
+    s.reply(conn, errorBytes(`ERR Protocol error: ${e.message}`));
+    return CLOSE_AFTER_REPLY;
+  }
+}
+
+/** Runs the whole command `buf[off, off + total)`, whose spans the check recorded. */
+function dispatchResp(
+  dispatcher: Dispatcher,
+  conn: Connection,
+  s: Session,
+  buf: Uint8Array,
+  off: number,
+  total: number,
+): void {
+  let a = s.args;
+  if (a.at !== off) return;
+  let b = buf;
+  let base = off;
+  if (a.inline !== null) {
+    if (a.inline.length === 0) return; // an empty line
+    b = encodeCommand(a.inline);
+    base = 0;
+    total = checkCommand(b, 0, b.length, b.length + 1, inlineSpans);
+    a = inlineSpans;
+  }
+  const count = a.count;
+  if (count === 0) return; // `*0`
+  const spans = a.spans;
+  const found = findCommand(b, base + spans[0], base + spans[1]);
+  // Every command queues exactly one reply, which the metrics pair with this.
+  s.track.begin(found === undefined ? 0 : respCommandIndex(found.name), conn.arrivedAt);
+  if (found === undefined) {
+    if (s.multi) s.dirty = true;
+    const args = argViews(b, base, spans, count);
+    return s.reply(conn, unknownCommand(args[0], args.slice(1)));
+  }
+  const { name, command } = found;
+  const arity = command.arity;
+  if ((arity > 0 && count !== arity) || (arity < 0 && count < -arity)) {
+    if (s.multi) s.dirty = true;
+    return s.reply(conn, wrongArity(name));
+  }
+  // The ACL gate (NOAUTH / NOPERM): after the arity check, before the command is queued
+  // or run, as Redis orders them.
+  if (
+    conn.auth?.restricted &&
+    !respGate(conn, s, name, argViews(b, base, spans, count).slice(1))
+  ) return;
+  if (s.multi && !TRANSACTION_CONTROL.has(name)) {
+    if (!command.shard && !command.fanout && !SHARD_STATELESS.has(name)) {
+      s.dirty = true;
+      return s.reply(conn, errorBytes("ERR Command not allowed inside a transaction"));
+    }
+    // What EXEC sends must fit in one body: that bounds a transaction's memory too.
+    if (s.queuedBytes + total > s.maxBody) {
+      s.dirty = true;
+      return s.reply(
+        conn,
+        errorBytes(`ERR Transaction over ${s.maxBody} bytes: queue fewer or smaller commands`),
+      );
+    }
+    s.queuedBytes += total;
+    s.queued.push({ bytes: b.slice(base, base + total), name });
+    return s.reply(conn, queuedReply());
+  }
+  if (command.shard) {
+    return direct(conn, dispatcher, s, name, command, b, base, total, spans, count);
+  }
+  command.run!({ conn, dispatcher, session: s }, argViews(b, base, spans, count).slice(1));
+}
 
 /**
  * Sends a keyed command to the shard of its keys, as is; splits it per
@@ -183,7 +205,7 @@ export const respCodec: Codec = {
  */
 function direct(
   conn: Connection,
-  site: CallSite,
+  dispatcher: Dispatcher,
   s: Session,
   name: string,
   command: Command,
@@ -193,7 +215,7 @@ function direct(
   spans: Int32Array,
   count: number,
 ): void {
-  const shards = site.shards;
+  const shards = dispatcher.shards;
   const keys = command.keys!;
   const last = keys[1] < 0 ? count + keys[1] : keys[1];
   const step = keys[2];
@@ -211,15 +233,15 @@ function direct(
   }
   if (same) {
     const code = s.proto === 3 ? RespMethod.Key3 : RespMethod.Key2;
-    site.call(conn, s, code, s.nextSeq(), 0, b, base, base + total, 0, true);
+    dispatcher.call(conn, s, code, s.nextSeq(), 0, b, base, base + total, 0, true);
     return;
   }
-  if (name === "msetnx") return msetnxAcross(conn, site, s, argViews(b, base, spans, count));
+  if (name === "msetnx") return msetnxAcross(conn, dispatcher, s, argViews(b, base, spans, count));
   if (name === "rename" || name === "renamenx") {
-    return renameAcross(conn, site, s, name, argViews(b, base, spans, count));
+    return renameAcross(conn, dispatcher, s, name, argViews(b, base, spans, count));
   }
   if (!command.split) return s.reply(conn, errorBytes(CROSSSLOT));
-  split(conn, site, s, command.split, b, base, spans, count, step);
+  split(conn, dispatcher, s, command.split, b, base, spans, count, step);
 }
 
 /**
@@ -229,14 +251,14 @@ function direct(
  */
 function splitCall(
   conn: Connection,
-  site: CallSite,
+  dispatcher: Dispatcher,
   s: Session,
   seq: number,
   args: Uint8Array[],
   step: number,
   join: (parts: Uint8Array[], order: [number, number[]][]) => Uint8Array | null,
 ): void {
-  const shards = site.shards;
+  const shards = dispatcher.shards;
   const groups = new Map<number, number[]>();
   for (let i = 1; i < args.length; i += step) {
     const sh = shardOfKey(args[i], 0, args[i].length, shards);
@@ -250,7 +272,7 @@ function splitCall(
     const sub: Uint8Array[] = [args[0]];
     for (const i of idx) for (let k = 0; k < step; k++) sub.push(args[i + k]);
     const body = pinnedBody(sh, s.proto, MODE_PLAIN, [encodeCommand(sub)]);
-    site.call(conn, gather, RespMethod.Pinned, part, 0, body, 0, body.length, 0, true);
+    dispatcher.call(conn, gather, RespMethod.Pinned, part, 0, body, 0, body.length, 0, true);
   });
 }
 
@@ -277,7 +299,7 @@ function mgetJoin(parts: Uint8Array[], order: [number, number[]][], n: number): 
 /** A multi-key command whose keys span shards, split per shard. */
 function split(
   conn: Connection,
-  site: CallSite,
+  dispatcher: Dispatcher,
   s: Session,
   kind: "sum" | "ok" | "mget",
   b: Uint8Array,
@@ -287,7 +309,7 @@ function split(
   step: number,
 ): void {
   const args = argViews(b, base, spans, count);
-  splitCall(conn, site, s, s.nextSeq(), args, step, (parts, order) => {
+  splitCall(conn, dispatcher, s, s.nextSeq(), args, step, (parts, order) => {
     if (kind === "sum") return sumJoin(parts);
     if (kind === "ok") return okJoin(parts);
     const joined = mgetJoin(parts, order, count - 1);
@@ -307,17 +329,22 @@ function split(
  * MSETNX of keys on several shards: EXISTS on each, then MSET when none
  * is there. Two steps, so unlike on one shard it is not atomic.
  */
-function msetnxAcross(conn: Connection, site: CallSite, s: Session, args: Uint8Array[]): void {
+function msetnxAcross(
+  conn: Connection,
+  dispatcher: Dispatcher,
+  s: Session,
+  args: Uint8Array[],
+): void {
   const seq = s.nextSeq();
   const copies = args.map((a) => a.slice());
   const keys = [new TextEncoder().encode("exists")];
   for (let i = 1; i < copies.length; i += 2) keys.push(copies[i]);
-  splitCall(conn, site, s, seq, keys, 1, (parts) => {
+  splitCall(conn, dispatcher, s, seq, keys, 1, (parts) => {
     const exists = sumJoin(parts);
     if (exists[0] === 0x2d) return exists;
     if (intOf(exists) > 0) return encodeInt(0);
     copies[0] = new TextEncoder().encode("mset");
-    splitCall(conn, site, s, seq, copies, 2, (sets) => {
+    splitCall(conn, dispatcher, s, seq, copies, 2, (sets) => {
       const ok = okJoin(sets);
       return ok[0] === 0x2d ? ok : encodeInt(1);
     });
@@ -332,14 +359,14 @@ function msetnxAcross(conn: Connection, site: CallSite, s: Session, args: Uint8A
  */
 function renameAcross(
   conn: Connection,
-  site: CallSite,
+  dispatcher: Dispatcher,
   s: Session,
   name: string,
   args: Uint8Array[],
 ): void {
   const from = args[1].slice();
   const to = args[2].slice();
-  const shards = site.shards;
+  const shards = dispatcher.shards;
   const fromShard = shardOfKey(from, 0, from.length, shards);
   const toShard = shardOfKey(to, 0, to.length, shards);
   const seq = s.nextSeq();
@@ -350,7 +377,7 @@ function renameAcross(
   ) => {
     const gather = new Gather(s, seq, 1, ([part]) => next(part));
     const body = pinnedBody(shard, 2, MODE_PLAIN, [command]);
-    site.call(conn, gather, RespMethod.Pinned, 0, 0, body, 0, body.length, 0, true);
+    dispatcher.call(conn, gather, RespMethod.Pinned, 0, 0, body, 0, body.length, 0, true);
   };
   const move = (): Uint8Array | null => {
     send(fromShard, encodeCommand(["__take", from]), (taken) => {
@@ -387,5 +414,5 @@ function encodeInt(n: number): Uint8Array {
   return new TextEncoder().encode(`:${n}\r\n`);
 }
 
-/** The module's codec, for IO workers that load it by URL (see server/io/codecs.ts). */
+/** The module's codec, for IO workers that load it by URL (see `loadCodecs` in server/io/io_worker.ts). */
 export default respCodec;

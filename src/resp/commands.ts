@@ -2,7 +2,9 @@
  * The RESP command table, as Redis keeps one: each command's arity, flags
  * and key positions, and where it runs.
  *
- * To add a command, add one entry to {@link COMMANDS} (lower-case name):
+ * To add a command, add one entry to the table registered here (lower-case
+ * name), or register it from its own module with `registerCommands`
+ * (command_table.ts):
  * - `run(ctx, args)` runs it in the IO worker; it must queue exactly one
  *   reply, with `ctx.session.reply(ctx.conn, bytes)` (see `errorBytes`,
  *   `outFor` in out.ts / io_commands.ts) or `ctx.session.call(...)`
@@ -16,8 +18,6 @@
  * @module
  */
 import { Status } from "../protocol/constants.ts";
-import type { CallSite } from "../server/io/connection.ts";
-import type { Connection } from "../server/io/connection.ts";
 import {
   client,
   command,
@@ -41,43 +41,15 @@ import {
   watch,
 } from "./io_commands.ts";
 import { errorBytes, RespOut } from "./out.ts";
-import { nameHash, nameIs } from "./shard_methods.ts";
-import type { Result, Session } from "./session.ts";
+import type { Result } from "./session.ts";
 import { persistCommands } from "./persist_commands.ts";
 import type { MessageType } from "../server/service.ts";
 import { AUTH_COMMANDS } from "./auth_commands.ts";
 import { slowlogCommand } from "../ops/slowlog_command.ts";
+import { type Command, registerCommands } from "./command_table.ts";
 
-/** What a command runs with. */
-export interface CommandContext {
-  /** The client's connection. */
-  conn: Connection;
-  /** Where calls go. */
-  site: CallSite;
-  /** The connection's RESP state. */
-  session: Session;
-}
-
-/** One command: see the module documentation. */
-export interface Command {
-  /** Arity as Redis states it: n exact, -n at least n, the name included. */
-  arity: number;
-  /** Redis's command flags, as COMMAND INFO lists them. */
-  flags?: string[];
-  /** Redis's key spec: first key, last key (-1 = the last argument), step. */
-  keys?: [number, number, number];
-  /** Runs on the shard of its keys (its body is in SHARD_RUNS): the direct path. */
-  shard?: true;
-  /**
-   * Keyed commands whose keys may span shards: how the per-shard parts
-   * join. Absent: such a command gets -CROSSSLOT.
-   */
-  split?: "sum" | "ok" | "mget";
-  /** Keyless commands that run on every shard (on one shard inside EXEC). */
-  fanout?: true;
-  /** Runs in the IO worker; queues exactly one reply. */
-  run?(ctx: CommandContext, args: Uint8Array[]): void;
-}
+// The table is complete once this module has run: who needs it whole imports it from here.
+export { COMMANDS, findCommand, respCommandIndex, respCommandNames } from "./command_table.ts";
 
 // Helpers for commands that call the service's protobuf methods (off the
 // hot path), kept as they were before the direct path.
@@ -146,8 +118,7 @@ const flushCheck = (args: Uint8Array[]) => {
   return args.length === 1 && (opt === "async" || opt === "sync") ? null : "ERR syntax error";
 };
 
-/** Every command, by lower-case name. */
-export const COMMANDS: Record<string, Command> = {
+registerCommands({
   get: { arity: 2, flags: RF, keys: K1, shard: true },
   set: { arity: -3, flags: W, keys: K1, shard: true },
   setnx: { arity: 3, flags: WF, keys: K1, shard: true },
@@ -238,10 +209,10 @@ export const COMMANDS: Record<string, Command> = {
     run: (ctx) => {
       ctx.session.reply(ctx.conn, OK_BYTES);
       ctx.session.quitting = true;
-      ctx.conn.closeWhenDone = true;
+      ctx.conn.finish();
     },
   },
-};
+});
 
 /** Commands that run even inside MULTI instead of being queued. */
 export const TRANSACTION_CONTROL: ReadonlySet<string> = new Set([
@@ -255,50 +226,6 @@ export const TRANSACTION_CONTROL: ReadonlySet<string> = new Set([
 
 /** Commands queued by MULTI that run on the shard besides the `shard` ones. */
 export const SHARD_STATELESS: ReadonlySet<string> = new Set(["ping", "echo"]);
-
-let index: Map<number, { name: string; command: Command }[]> | null = null;
-
-/**
- * The command named by `b[start, end)` (any case), without making a
- * string; undefined when unknown. Built on first use, so entries added to
- * {@link COMMANDS} by any module are found.
- *
- * @example
- * ```ts
- * import { findCommand } from "./commands.ts";
- * const name = new TextEncoder().encode("GET");
- * findCommand(name, 0, 3)?.name; // "get"
- * ```
- */
-export function findCommand(
-  b: Uint8Array,
-  start: number,
-  end: number,
-): { name: string; command: Command } | undefined {
-  if (index === null) {
-    index = new Map();
-    for (const [name, command] of Object.entries(COMMANDS)) {
-      const h = nameHash(new TextEncoder().encode(name), 0, name.length);
-      const list = index.get(h) ?? [];
-      list.push({ name, command });
-      index.set(h, list);
-    }
-  }
-  const last = lastFound;
-  if (last !== null && nameIs(b, start, end, last.name)) return last;
-  const list = index.get(nameHash(b, start, end));
-  if (list === undefined) return undefined;
-  for (const e of list) {
-    if (nameIs(b, start, end, e.name)) {
-      lastFound = e;
-      return e;
-    }
-  }
-  return undefined;
-}
-
-/** The command found last: a run of the same command (the usual case) skips the hash. */
-let lastFound: { name: string; command: Command } | null = null;
 
 const latin1 = new TextDecoder("latin1");
 

@@ -9,8 +9,7 @@
 import { KvMethod, REPLY_SLACK } from "../protocol/constants.ts";
 import { pb } from "../protocol/messages.ts";
 import { shardOfKey } from "../kv/route.ts";
-import type { CommandContext } from "./commands.ts";
-import { COMMANDS } from "./commands.ts";
+import { type CommandContext, COMMANDS } from "./command_table.ts";
 import { errorBytes, RespOut } from "./out.ts";
 import { Gather, type ScanCursor, type Session } from "./session.ts";
 import { persistenceSection, persistInfoCall } from "./persist_commands.ts";
@@ -99,8 +98,8 @@ export function fanout(
   command: Uint8Array,
   join: (parts: Uint8Array[], proto: number) => Uint8Array,
 ): void {
-  const { conn, site, session } = ctx;
-  const shards = site.shards;
+  const { conn, dispatcher, session } = ctx;
+  const shards = dispatcher.shards;
   const proto = session.proto;
   const limit = session.maxBody + REPLY_SLACK;
   const gather = new Gather(session, session.nextSeq(), shards, (parts) => {
@@ -113,7 +112,7 @@ export function fanout(
   });
   for (let s = 0; s < shards; s++) {
     const body = pinnedBody(s, proto, MODE_PLAIN, [command]);
-    site.call(conn, gather, RespMethod.Pinned, s, 0, body, 0, body.length, 0, true);
+    dispatcher.call(conn, gather, RespMethod.Pinned, s, 0, body, 0, body.length, 0, true);
   }
 }
 
@@ -384,7 +383,7 @@ export function watch(ctx: CommandContext, keys: Uint8Array[]): void {
   });
   copies.forEach((key, i) => {
     const body = encodeCommand(["__fp", key]);
-    ctx.site.call(ctx.conn, gather, RespMethod.Key2, i, 0, body, 0, body.length, 0, true);
+    ctx.dispatcher.call(ctx.conn, gather, RespMethod.Key2, i, 0, body, 0, body.length, 0, true);
   });
 }
 
@@ -408,7 +407,7 @@ export function exec(ctx: CommandContext): void {
       errorBytes("EXECABORT Transaction discarded because of previous errors."),
     );
   }
-  const shards = ctx.site.shards;
+  const shards = ctx.dispatcher.shards;
   let shard = -1;
   let cross = false;
   const touch = (b: Uint8Array, start: number, end: number) => {
@@ -443,7 +442,7 @@ export function exec(ctx: CommandContext): void {
     );
   }
   const seq = s.nextSeq();
-  ctx.site.call(ctx.conn, s, RespMethod.Pinned, seq, 0, body, 0, body.length, 0, true);
+  ctx.dispatcher.call(ctx.conn, s, RespMethod.Pinned, seq, 0, body, 0, body.length, 0, true);
 }
 
 /** [start, end) of each argument of a whole multibulk command. */
@@ -493,7 +492,7 @@ export function scan(ctx: CommandContext, args: Uint8Array[]): void {
     if (!saved) return reply(errorBytes("ERR invalid cursor"));
     at = saved;
   }
-  const shards = ctx.site.shards;
+  const shards = ctx.dispatcher.shards;
   const parts: (Uint8Array | string)[] = ["__scan", at.after, String(count)];
   if (pattern) parts.push("match", pattern);
   const body = pinnedBody(at.shard, s.proto, MODE_PLAIN, [encodeCommand(parts)]);
@@ -514,7 +513,7 @@ export function scan(ctx: CommandContext, args: Uint8Array[]): void {
     for (const k of keys) out.raw(k);
     return out.bytes();
   });
-  ctx.site.call(ctx.conn, gather, RespMethod.Pinned, 0, 0, body, 0, body.length, 0, true);
+  ctx.dispatcher.call(ctx.conn, gather, RespMethod.Pinned, 0, 0, body, 0, body.length, 0, true);
 }
 
 /** RANDOMKEY: one shard's random key, among the shards that have one. */
@@ -557,7 +556,7 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
   const wanted = new Set(args.map(lower));
   const all = wanted.size === 0 || wanted.has("all") || wanted.has("everything") ||
     wanted.has("default");
-  const shards = ctx.site.shards;
+  const shards = ctx.dispatcher.shards;
   // Parts: each shard's keyspace figures, then Stats, then what is on disk.
   const gather = new Gather(s, s.nextSeq(), shards + 2, (parts, statuses) => {
     let keys = 0, expires = 0, memory = 0, expired = 0, evicted = 0;
@@ -642,10 +641,10 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
   const ks = encodeCommand(["__keyspace"]);
   for (let i = 0; i < shards; i++) {
     const b = pinnedBody(i, 2, MODE_PLAIN, [ks]);
-    ctx.site.call(ctx.conn, gather, RespMethod.Pinned, i, 0, b, 0, b.length, 0, true);
+    ctx.dispatcher.call(ctx.conn, gather, RespMethod.Pinned, i, 0, b, 0, b.length, 0, true);
   }
   const statsBody = pb.StatsRequest.encode({}).finish();
-  ctx.site.call(
+  ctx.dispatcher.call(
     ctx.conn,
     gather,
     KvMethod.Stats,
@@ -658,7 +657,7 @@ export function info(ctx: CommandContext, args: Uint8Array[]): void {
     true,
   );
   const persist = persistInfoCall();
-  ctx.site.call(
+  ctx.dispatcher.call(
     ctx.conn,
     gather,
     persist.code,

@@ -9,7 +9,7 @@
 import { type evkv, pb } from "../protocol/messages.ts";
 import type { MessageType } from "../server/service.ts";
 import { MODE_NAMES, PersistMethod } from "../persist/methods.ts";
-import type { Command } from "./commands.ts";
+import type { Command } from "./command_table.ts";
 import { error, integer, OK, simple } from "./reply.ts";
 import type { Call, Result } from "./session.ts";
 
@@ -60,7 +60,7 @@ export const persistCommands: Record<string, Command> = {
   save: {
     arity: 1,
     run: (ctx) =>
-      ctx.session.call(ctx.conn, ctx.site, [persistCall(PersistMethod.Save)], ([r]) => {
+      ctx.session.call(ctx.conn, ctx.dispatcher, [persistCall(PersistMethod.Save)], ([r]) => {
         const f = figures(r);
         return f instanceof Uint8Array ? f : OK;
       }),
@@ -68,7 +68,7 @@ export const persistCommands: Record<string, Command> = {
   bgsave: {
     arity: -1,
     run: (ctx) =>
-      ctx.session.call(ctx.conn, ctx.site, [persistCall(PersistMethod.BgSave)], ([r]) => {
+      ctx.session.call(ctx.conn, ctx.dispatcher, [persistCall(PersistMethod.BgSave)], ([r]) => {
         const f = figures(r);
         return f instanceof Uint8Array ? f : simple("Background saving started");
       }),
@@ -76,7 +76,7 @@ export const persistCommands: Record<string, Command> = {
   lastsave: {
     arity: 1,
     run: (ctx) =>
-      ctx.session.call(ctx.conn, ctx.site, [persistInfoCall()], ([r]) => {
+      ctx.session.call(ctx.conn, ctx.dispatcher, [persistInfoCall()], ([r]) => {
         const f = figures(r);
         return f instanceof Uint8Array ? f : integer(f.get("last_save_time") ?? 0);
       }),

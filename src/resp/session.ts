@@ -13,7 +13,7 @@
 import { HEADER_SIZE, Status } from "../protocol/constants.ts";
 import { HeaderOffset, readU32 } from "../protocol/frame.ts";
 import { pb } from "../protocol/messages.ts";
-import type { CallSite, ReplySink } from "../server/io/connection.ts";
+import type { Dispatcher, ReplySink } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import type { Outcome } from "../server/outcome.ts";
 import type { MessageType } from "../server/service.ts";
@@ -81,10 +81,12 @@ export class Gather implements ReplySink {
     this.#join = join;
   }
 
-  frame(conn: Connection, frame: Uint8Array): void {
+  frame(conn: Connection, frame: Uint8Array): boolean {
+    if (!conn.output.admit(frame.length)) return false;
     const part = readU32(frame, HeaderOffset.requestId);
     const status = readU32(frame, HeaderOffset.status);
     this.#settle(conn, part, status, frame.slice(HEADER_SIZE, frame.length - 4));
+    return true;
   }
 
   outcome(conn: Connection, _code: number, requestId: number, outcome: Outcome): void {
@@ -205,7 +207,7 @@ export class Session implements ReplySink {
   /** Where every reply made of bytes goes out: the one place to observe them. */
   #write(conn: Connection, bytes: Uint8Array): void {
     if (conn.closed) return;
-    conn.queueBytes(bytes);
+    conn.output.queueBytes(bytes);
     this.track.written(bytes[0] === 0x2d, conn.info.remote, conn.arrivedAt);
   }
 
@@ -222,13 +224,15 @@ export class Session implements ReplySink {
 
   // --- ReplySink for single-call commands: the request id is the sequence number.
 
-  frame(conn: Connection, frame: Uint8Array): void {
+  frame(conn: Connection, frame: Uint8Array): boolean {
+    if (!conn.output.admit(frame.length)) return false;
     const seq = readU32(frame, HeaderOffset.requestId);
     const status = readU32(frame, HeaderOffset.status);
     const body = frame.subarray(HEADER_SIZE, frame.length - 4);
     if (status !== 0) this.done(conn, seq, failure(status, body));
     else if (seq === this.#head) this.done(conn, seq, body);
     else this.done(conn, seq, body.slice());
+    return true;
   }
 
   outcome(conn: Connection, _code: number, requestId: number, outcome: Outcome): void {
@@ -239,7 +243,7 @@ export class Session implements ReplySink {
       // output buffer (the other place replies go out).
       if (!conn.closed) {
         // The body is written once, into the output buffer: its first byte says `-ERR`.
-        const first = conn.queueBody(outcome);
+        const first = conn.output.queueBody(outcome);
         this.track.written(first === 0x2d, conn.info.remote, conn.arrivedAt);
       }
       this.#advance(conn);
@@ -260,7 +264,7 @@ export class Session implements ReplySink {
    */
   call(
     conn: Connection,
-    site: CallSite,
+    dispatcher: Dispatcher,
     calls: Call[],
     render: (results: Result[]) => Uint8Array,
   ): void {
@@ -275,7 +279,7 @@ export class Session implements ReplySink {
         })),
     );
     calls.forEach((c, part) =>
-      site.call(conn, gather, c.code, part, 0, c.body, 0, c.body.length, 0, true)
+      dispatcher.call(conn, gather, c.code, part, 0, c.body, 0, c.body.length, 0, true)
     );
   }
 

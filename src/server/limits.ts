@@ -6,6 +6,9 @@
  */
 import { DEFAULT_MAX_BODY, FRAME_OVERHEAD, REPLY_SLACK } from "../protocol/constants.ts";
 
+// Receive buffer sizing lives with the one receive loop; its public export stays here.
+export { receiveBytesFor } from "../protocol/frame_reader.ts";
+
 /** Limits an IO worker enforces. */
 export interface Limits {
   /**
@@ -112,23 +115,6 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
  * ```
  */
 export const SMALL_REPLY_BYTES = 256;
-
-/**
- * Receive buffer bytes for a frame that claims `claimed` bytes in all when
- * `arrived` of them are here: the buffer doubles with what arrived and is
- * sized to the whole frame only once half of it is in, so a peer that
- * claims a large body and sends little holds little.
- *
- * @example
- * ```ts
- * import { receiveBytesFor } from "@evkv/evkv";
- * receiveBytesFor(4 << 20, 24); // 48: grows with the bytes, not the claim
- * receiveBytesFor(4 << 20, 3 << 20); // 4194304
- * ```
- */
-export function receiveBytesFor(claimed: number, arrived: number): number {
-  return arrived * 2 >= claimed ? claimed : arrived * 2;
-}
 
 /**
  * The most reply bytes one connection can have queued and being written,

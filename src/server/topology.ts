@@ -11,7 +11,7 @@
  * @module
  */
 import { createRingMemory, Ring, ringCapacityFor } from "./channel/ring.ts";
-import { REQUEST_HEADER } from "./channel/records.ts";
+import { REQUEST_HEADER } from "./channel/requests.ts";
 import { FRAME_OVERHEAD } from "../protocol/constants.ts";
 import { createClientMemory } from "./io/client_memory.ts";
 import type { PersistPlan } from "../persist/plan.ts";

@@ -1,38 +1,46 @@
 /**
- * One client connection inside an IO worker: its receive buffer, the
- * replies queued for it, and its life cycle (open, draining, closed). Its
+ * One client connection inside an IO worker: its receive buffer, its
+ * {@link Output}, and its life cycle as one state ({@link ConnState}). Its
  * codec cuts the bytes into frames and turns each into calls; the
- * connection only decides when to read, parse, pause and write.
+ * connection decides when to read, parse, pause and write.
  *
- * The codec interface lives here too ({@link Codec}, {@link CallSite},
- * {@link ReplySink}): a codec cuts a byte stream into frames, turns each
- * frame into calls on the service, and turns the replies back into bytes.
- * wire v1 and RESP2 are two codecs of this one interface; the IO worker
- * knows neither.
+ * The interfaces a protocol plugs into live here too ({@link Codec},
+ * {@link Dispatcher}, {@link ReplySink}): a codec takes whole frames off
+ * the receive buffer and turns each into calls on the dispatcher, and the
+ * sink turns the replies back into bytes. wire v1 and RESP2 are two codecs
+ * of this one interface; the IO worker knows neither.
  *
  * @module
  */
 import { Counter, Res, type StatsBlock } from "../../stats/resources.ts";
-import { type Outcome, replyFrameSize, writeReplyFrame } from "../outcome.ts";
+import type { Outcome } from "../outcome.ts";
 import type { ConnectionInfo, RequestBatch, Service } from "../service.ts";
-import { type Limits, receiveBytesFor, SMALL_REPLY_BYTES } from "../limits.ts";
+import type { Limits } from "../limits.ts";
+import { FrameReader } from "../../protocol/frame_reader.ts";
 import type { Transport } from "./transport.ts";
 import type { ConnAuth } from "../../auth/guard.ts";
+import { type Flushable, Output } from "./output.ts";
 import { setImmediate } from "node:timers";
 
 /** Where the answer to one call goes. */
 export interface ReplySink {
   /**
    * A reply built by a shard, as a whole wire v1 frame (its header carries
-   * the status). The bytes are only valid during the call.
+   * the status). The bytes are only valid during the call. Returns false,
+   * queuing nothing, when the connection's output has no room for it
+   * ({@link Output.admit}).
    */
-  frame(conn: Connection, frame: Uint8Array): void;
-  /** A reply made in the IO worker itself. */
+  frame(conn: Connection, frame: Uint8Array): boolean;
+  /** A reply made in the IO worker itself (admitted already). */
   outcome(conn: Connection, code: number, requestId: number, outcome: Outcome): void;
 }
 
-/** What a codec may ask of its IO worker. */
-export interface CallSite {
+/**
+ * What a codec may ask of its IO worker: calls on the service, wherever
+ * their shard lives. The IO worker's `Dispatcher` class is the one
+ * implementation.
+ */
+export interface Dispatcher {
   /** The service being served. */
   readonly service: Service<unknown>;
   /** The IO worker's counters. */
@@ -78,9 +86,9 @@ export interface CallSite {
   ): void;
 }
 
-/** {@link Codec.check}: the stream is unusable; close now, with no reply. */
+/** {@link Codec.take}: the stream is unusable; close now, with no reply. */
 export const CLOSE_NOW = -1;
-/** {@link Codec.check}: the codec queued a last reply; close once it is written. */
+/** {@link Codec.take}: the codec queued a last reply; close once it is written. */
 export const CLOSE_AFTER_REPLY = -2;
 
 /** A wire protocol. */
@@ -90,12 +98,21 @@ export interface Codec {
   /** Per-connection state (RESP keeps its reply order here); called once per connection. */
   open(conn: Connection): void;
   /**
-   * Looks at `buf[start, end)` without dispatching: the length of the whole
-   * frame at `start`, 0 when more bytes are needed, or {@link CLOSE_NOW} /
+   * Takes the frame at `buf[start]` if all of it is in `buf[start, end)`:
+   * a cheap check that it is whole first, then the real parse, then its
+   * calls on `dispatcher`. Returns the frame's length, 0 when more bytes
+   * are needed (nothing is taken), or {@link CLOSE_NOW} /
    * {@link CLOSE_AFTER_REPLY} when the stream cannot go on (the codec may
-   * queue a last reply on `conn` before returning the latter).
+   * queue a last reply before returning the latter).
    */
-  check(conn: Connection, buf: Uint8Array, start: number, end: number, maxBody: number): number;
+  take(
+    conn: Connection,
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    maxBody: number,
+    dispatcher: Dispatcher,
+  ): number;
   /** Total bytes the frame at `start` needs, when known, for buffer sizing; else 0. */
   sizeHint(buf: Uint8Array, start: number, end: number): number;
   /**
@@ -105,16 +122,22 @@ export interface Codec {
    * {@link Service.prefetch}, so it may stop early.
    */
   collect?(buf: Uint8Array, start: number, end: number, maxBody: number, batch: RequestBatch): void;
-  /** Handles one whole frame `buf[off, off + total)`. */
-  dispatch(conn: Connection, buf: Uint8Array, off: number, total: number, site: CallSite): void;
 }
+
+/**
+ * A connection's life cycle: `open` reads and answers; `finishing` reads
+ * nothing more and closes once every reply owed is written (QUIT, a last
+ * error, a drain, the peer's end of stream); `closed` drops whatever still
+ * comes back for it.
+ */
+export const ConnState = { open: 0, finishing: 1, closed: 2 } as const;
+/** One of {@link ConnState}'s values. */
+export type ConnState = typeof ConnState[keyof typeof ConnState];
 
 /** Receive buffer size a connection starts with and shrinks back to. */
 export const INITIAL_RECEIVE_BYTES = 16 * 1024;
 /** Receive buffers up to this size are kept once grown. */
 const KEEP_RECEIVE_BYTES = 256 * 1024;
-/** Output buffers larger than this are dropped once written. */
-const KEEP_OUTPUT_BYTES = 256 * 1024;
 
 /** What a connection needs from its IO worker. */
 export interface ConnectionOwner {
@@ -129,11 +152,11 @@ export interface ConnectionOwner {
   /** Registers `conn` as waiting for the worker to fall below its cap. */
   waitForWorker(conn: Connection): void;
   /** Where the codec's calls go. */
-  readonly site: CallSite;
+  readonly dispatcher: Dispatcher;
+  /** Connections with replies to write at the end of this batch. */
+  readonly dirty: Flushable[];
   /** Called once a read's frames are dispatched: a batch boundary. */
   endOfBatch(): void;
-  /** Marks `conn` as having replies to write at the end of this batch. */
-  markDirty(conn: Connection): void;
   /** Called once when the connection is closed. */
   closed(conn: Connection): void;
   /** The connection's buffers changed size by `delta` bytes (see {@link Connection.memoryBytes}). */
@@ -141,19 +164,23 @@ export interface ConnectionOwner {
 }
 
 /** A client connection. */
-export class Connection {
+export class Connection implements Flushable {
   /** Identity for replies that come back through rings. */
   readonly info: ConnectionInfo;
+  /** Where it is in its life cycle. */
+  state: ConnState = ConnState.open;
   /** Requests parsed and not yet answered (or dropped, for ONEWAY). */
   inflight = 0;
   /** Request body bytes this connection has waiting in task rings. */
   ringBytes = 0;
-  /** True once queued for a flush in the current batch. */
+  /**
+   * Bytes of the frame being taken, counted as `in_packet` from the codec's
+   * check until the channel has copied them to a ring (it sets 0 then) or
+   * the codec is done with them.
+   */
+  packetBytes = 0;
+  /** True once listed for a flush in the current batch. */
   dirty = false;
-  /** Set when nothing more will be read: close once replies are out. */
-  closeWhenDone = false;
-  /** True after close(); replies for it are dropped. */
-  closed = false;
   /** Date.now() of the last read: deadlines count from arrival, not dispatch. */
   readAt = Date.now();
   /** performance.now() of the last read: where request latency starts (src/ops). */
@@ -166,40 +193,17 @@ export class Connection {
   auth: ConnAuth | null = null;
   /** Set while nothing more may be parsed (the delay after a failed auth); wake() after clearing. */
   held = false;
-  /** Bytes of the frame being dispatched, while counted as `in_packet`. */
-  #packetBytes = 0;
-  /** Date.now() when a write last completed or began after a pause: stall detection. */
-  #wroteAt = Date.now();
+  /** Replies on their way to the socket. */
+  readonly output: Output;
   /** Set while the read loop waits for backpressure to ease; wake() resolves it. */
   #resume: (() => void) | null = null;
-  /** Bytes handed to the socket and not yet acknowledged by the write. */
-  #writingBytes = 0;
-  /** Bytes of the write in progress, all held until it completes. */
-  #writingLen = 0;
-  /**
-   * Expected size of each reply still owed, for pausing before the output
-   * cap: the largest reply seen lately (it jumps up, and decays by 1/16 of
-   * the gap per smaller reply).
-   */
-  #replyHint = SMALL_REPLY_BYTES;
-  /** Capacity of the buffer being written, while #writing. */
-  #writingCapacity = 0;
   /** Bytes of buffers this connection holds, as last reported to the owner. */
   #memory = 0;
 
   readonly #owner: ConnectionOwner;
   readonly #transport: Transport;
-  /** Receive buffer; unparsed bytes are [#start, #end). */
-  #buf: Uint8Array;
-  #start = 0;
-  #end = 0;
-  /** Replies queued and not yet handed to the socket. */
-  #out: Uint8Array;
-  #outLen = 0;
-  #outFrames = 0;
-  /** The other output buffer, written while #out fills. */
-  #spare: Uint8Array;
-  #writing = false;
+  /** Receive buffer; unparsed bytes are its [start, end). */
+  readonly #reader: FrameReader;
 
   /** Wraps an accepted transport; call {@link run} to start reading. */
   constructor(owner: ConnectionOwner, transport: Transport, info: ConnectionInfo, codec: Codec) {
@@ -207,12 +211,35 @@ export class Connection {
     this.#transport = transport;
     this.info = info;
     this.codec = codec;
-    this.#buf = new Uint8Array(INITIAL_RECEIVE_BYTES);
-    this.#out = new Uint8Array(4096);
-    this.#spare = new Uint8Array(4096);
+    this.#reader = new FrameReader({
+      initialBytes: INITIAL_RECEIVE_BYTES,
+      keepBytes: KEEP_RECEIVE_BYTES,
+      resized: (from, to) => {
+        owner.stats.free(Res.receive_buffer, from);
+        owner.stats.alloc(Res.receive_buffer, to);
+        this.#memoryChanged();
+      },
+    });
+    this.output = new Output(
+      owner.stats,
+      owner.limits.maxOutputBytes,
+      owner.dirty,
+      this,
+      () => this.#memoryChanged(),
+    );
     owner.stats.alloc(Res.connection, 0);
-    owner.stats.alloc(Res.receive_buffer, this.#buf.length);
+    owner.stats.alloc(Res.receive_buffer, this.#reader.capacity);
     this.#memoryChanged();
+  }
+
+  /** True once closed: replies for it are dropped. */
+  get closed(): boolean {
+    return this.state === ConnState.closed;
+  }
+
+  /** Reads nothing more; the connection closes once every reply owed is written. */
+  finish(): void {
+    if (this.state === ConnState.open) this.state = ConnState.finishing;
   }
 
   /** Bytes its receive and output buffers hold now (capacity, not content). */
@@ -221,8 +248,7 @@ export class Connection {
   }
 
   #memoryChanged(): void {
-    const now = this.closed ? 0 : this.#buf.length + this.#out.length +
-      (this.#writing ? this.#writingCapacity : this.#spare.length);
+    const now = this.closed ? 0 : this.#reader.capacity + this.output.capacity;
     const delta = now - this.#memory;
     if (delta !== 0) {
       this.#memory = now;
@@ -249,15 +275,16 @@ export class Connection {
           if (this.closed) return;
         }
         this.#owner.endOfBatch();
-        if (this.closed || this.closeWhenDone) break;
+        if (this.state !== ConnState.open) break;
         if (this.#mustWait()) {
           await this.#waitForRoom();
           continue;
         }
-        this.#makeRoom();
-        const n = await this.#transport.read(this.#buf.subarray(this.#end));
+        const reader = this.#reader;
+        // The codec knows a frame's length (wire v1), or not (RESP: 0, grow by doubling).
+        const hint = this.codec.sizeHint(reader.bytes, reader.start, reader.end);
+        const n = await reader.read(this.#transport, hint);
         if (n === null || this.closed) break;
-        this.#end += n;
         this.readAt = Date.now();
         this.arrivedAt = performance.now();
         stats.count(Counter.bytes_in, n);
@@ -276,7 +303,7 @@ export class Connection {
         );
       }
     }
-    this.closeWhenDone = true;
+    this.finish();
     this.settle();
   }
 
@@ -287,8 +314,7 @@ export class Connection {
    */
   #mustWait(): boolean {
     const l = this.#owner.limits;
-    return this.#outLen + this.#writingLen + this.inflight * this.#replyHint >=
-        l.maxOutputBytes ||
+    return this.output.expected(this.inflight) >= l.maxOutputBytes ||
       this.inflight >= l.maxInflightPerConnection ||
       this.ringBytes >= l.maxRingBytesPerConnection || this.#owner.overloaded() || this.held;
   }
@@ -318,63 +344,51 @@ export class Connection {
    */
   idleFor(now: number, timeoutMs: number): boolean {
     if (now - this.readAt < timeoutMs) return false;
-    const output = this.#outLen > 0 || this.#writingBytes > 0;
-    if (output) return now - this.#wroteAt >= timeoutMs;
-    return this.inflight === 0;
+    return this.output.stalled(now, timeoutMs) ?? this.inflight === 0;
   }
 
   /**
-   * Cuts and dispatches whole frames. Returns true when whole frames are
-   * left for a later turn (the turn's budget ran out, or a limit was hit).
+   * Hands whole frames to the codec, one call each. Returns true when
+   * bytes are left for a later turn (the turn's budget ran out, or a limit
+   * was hit).
    */
   #cutFrames(): boolean {
     const owner = this.#owner;
     const codec = this.codec;
-    const buf = this.#buf;
-    const limits = owner.limits;
-    let budget = limits.framesPerTurn;
-    const batch = owner.site.prefetchBatch;
+    const reader = this.#reader;
+    const buf = reader.bytes;
+    const dispatcher = owner.dispatcher;
+    const stats = owner.stats;
+    const maxBody = owner.maxBody;
+    let budget = owner.limits.framesPerTurn;
+    const batch = dispatcher.prefetchBatch;
     if (batch !== null && codec.collect !== undefined) {
-      codec.collect(buf, this.#start, this.#end, owner.maxBody, batch);
-      if (batch.length > 0) owner.site.prefetch();
+      codec.collect(buf, reader.start, reader.end, maxBody, batch);
+      if (batch.length > 0) dispatcher.prefetch();
     }
-    while (!this.closed) {
-      const total = codec.check(this, buf, this.#start, this.#end, owner.maxBody);
+    while (reader.pending > 0 && this.state !== ConnState.closed) {
+      if (budget-- === 0) {
+        stats.count(Counter.turns_yielded);
+        return true;
+      }
+      if (this.#mustWait()) return true;
+      const total = codec.take(this, buf, reader.start, reader.end, maxBody, dispatcher);
+      // Whatever of the frame the channel did not take over (see packetBytes).
+      if (this.packetBytes > 0) {
+        stats.free(Res.in_packet, this.packetBytes);
+        this.packetBytes = 0;
+      }
       if (total > 0) {
-        if (budget-- === 0) {
-          owner.stats.count(Counter.turns_yielded);
-          return true;
-        }
-        if (this.#mustWait()) return true;
-        const off = this.#start;
-        this.#start += total;
-        this.#packetBytes = total;
-        owner.stats.alloc(Res.in_packet, total);
-        codec.dispatch(this, buf, off, total, owner.site);
-        this.releasePacket();
+        reader.consume(total);
         continue;
       }
       if (total === 0) break;
-      this.#start = this.#end;
-      if (total === CLOSE_AFTER_REPLY) this.closeWhenDone = true;
+      reader.skipAll();
+      if (total === CLOSE_AFTER_REPLY) this.finish();
       else this.close();
       return false;
     }
-    if (this.#start === this.#end) this.#start = this.#end = 0;
     return false;
-  }
-
-  /** Bytes of the frame being dispatched that still count as `in_packet`, or 0. */
-  get packetBytes(): number {
-    return this.#packetBytes;
-  }
-
-  /** Stops counting the frame being dispatched as held (once its bytes are copied). */
-  releasePacket(): void {
-    if (this.#packetBytes > 0) {
-      this.#owner.stats.free(Res.in_packet, this.#packetBytes);
-      this.#packetBytes = 0;
-    }
   }
 
   /** The IO worker's counters, for the codec. */
@@ -382,118 +396,9 @@ export class Connection {
     return this.#owner.stats;
   }
 
-  /** Makes room to read: compacts, grows for a large frame, or shrinks back. */
-  #makeRoom(): void {
-    const stats = this.#owner.stats;
-    let buf = this.#buf;
-    const pending = this.#end - this.#start;
-    let need = INITIAL_RECEIVE_BYTES;
-    const hint = this.codec.sizeHint(buf, this.#start, this.#end);
-    // Sized by the bytes that arrived, not by the length the peer claims.
-    if (hint > 0) need = Math.max(need, receiveBytesFor(hint, pending));
-    // Length unknown (RESP): double while a frame keeps growing; the codec
-    // refuses frames over its limits, which bounds this.
-    else if (pending * 2 > need) need = pending * 2;
-    // Buffers up to KEEP_RECEIVE_BYTES stay once grown (a client that sends
-    // one big value tends to send more); larger ones shrink back when the
-    // big frame is done, so one huge Put does not pin megabytes.
-    const keep = buf.length <= KEEP_RECEIVE_BYTES || buf.length <= 4 * need;
-    if (buf.length - this.#end >= 1024 && buf.length >= need && keep) return;
-    const size = need <= buf.length && keep ? buf.length : Math.max(need, INITIAL_RECEIVE_BYTES);
-    if (size !== buf.length) {
-      const next = new Uint8Array(size);
-      next.set(buf.subarray(this.#start, this.#end));
-      stats.free(Res.receive_buffer, buf.length);
-      stats.alloc(Res.receive_buffer, size);
-      this.#buf = buf = next;
-      this.#memoryChanged();
-    } else if (this.#start > 0) {
-      buf.copyWithin(0, this.#start, this.#end);
-    }
-    this.#start = 0;
-    this.#end = pending;
-  }
-
-  /**
-   * Whether a reply of `size` bytes may be queued: yes when the queue is
-   * empty, when it stays within `maxOutputBytes`, or when the reply is
-   * small; otherwise the caller answers OVERLOADED instead. Also learns the
-   * size for {@link #mustWait}'s estimate of replies still owed.
-   */
-  admitReply(size: number): boolean {
-    const hint = this.#replyHint;
-    this.#replyHint = size >= hint ? size : hint - ((hint - size) >>> 4);
-    const queued = this.#outLen + this.#writingLen;
-    return queued === 0 || size <= SMALL_REPLY_BYTES ||
-      queued + size <= this.#owner.limits.maxOutputBytes;
-  }
-
-  /** The output cap, for messages. */
-  get maxOutputBytes(): number {
-    return this.#owner.limits.maxOutputBytes;
-  }
-
-  /** Queues a reply frame built from `outcome`. */
-  queueReply(code: number, requestId: number, outcome: Outcome): void {
-    const size = replyFrameSize(outcome);
-    const off = this.#reserve(size);
-    writeReplyFrame(this.#out, off, code, requestId, outcome);
-    this.#queued(size);
-  }
-
-  /**
-   * Queues a reply's body alone, written straight from `outcome`, for codecs
-   * whose replies are their own framing (the RESP door). Returns the body's
-   * first byte (-1 when empty): once written, the body can be read only here.
-   */
-  queueBody(outcome: Outcome): number {
-    const size = outcome.size;
-    const off = this.#reserve(size);
-    outcome.writeBody(this.#out, off);
-    const first = size > 0 ? this.#out[off] : -1;
-    this.#queued(size);
-    return first;
-  }
-
-  /** Queues reply bytes already encoded (copied), one reply's worth. */
-  queueBytes(frame: Uint8Array): void {
-    const off = this.#reserve(frame.length);
-    this.#out.set(frame, off);
-    this.#queued(frame.length);
-  }
-
   /** Size of the receive buffer now. */
   get receiveBytes(): number {
-    return this.#buf.length;
-  }
-
-  /** Bytes queued and not yet taken by the socket. */
-  get queuedBytes(): number {
-    return this.#outLen;
-  }
-
-  #reserve(n: number): number {
-    const at = this.#outLen;
-    if (at + n > this.#out.length) {
-      // Doubling up to 1 MiB, then 1 MiB at a time: a queue near the output
-      // cap holds at most 1 MiB it does not use.
-      const step = Math.min(this.#out.length, 1 << 20);
-      const next = new Uint8Array(Math.max(this.#out.length + step, at + n));
-      next.set(this.#out.subarray(0, at));
-      this.#out = next;
-      this.#memoryChanged();
-    }
-    this.#outLen = at + n;
-    return at;
-  }
-
-  #queued(bytes: number): void {
-    this.#outFrames++;
-    this.#owner.stats.alloc(Res.output_buffer, bytes);
-    if (!this.dirty) {
-      this.dirty = true;
-      this.#owner.markDirty(this);
-    }
+    return this.#reader.capacity;
   }
 
   /**
@@ -502,51 +407,35 @@ export class Connection {
    */
   async flush(): Promise<void> {
     this.dirty = false;
-    if (this.#writing || this.closed) return;
-    this.#writing = true;
-    this.#wroteAt = Date.now();
+    const out = this.output;
     const stats = this.#owner.stats;
-    while (this.#outLen > 0 && !this.closed) {
-      const buf = this.#out;
-      const len = this.#outLen;
-      const frames = this.#outFrames;
-      this.#out = this.#spare;
-      this.#outLen = 0;
-      this.#outFrames = 0;
-      this.#writingBytes = len;
-      this.#writingLen = len;
-      this.#writingCapacity = buf.length;
+    let bytes: Uint8Array | null;
+    while (!this.closed && (bytes = out.beginWrite()) !== null) {
       try {
         let off = 0;
-        while (off < len) {
-          off += await this.#transport.write(buf.subarray(off, len));
+        while (off < bytes.length) {
+          const n = await this.#transport.write(bytes.subarray(off));
+          off += n;
+          out.sent(n);
           stats.count(Counter.socket_writes);
-          this.#writingBytes = len - off;
-          this.#wroteAt = Date.now();
         }
-        stats.count(Counter.bytes_out, len);
+        stats.count(Counter.bytes_out, bytes.length);
       } catch {
         this.close();
       } finally {
-        this.#writingBytes = 0;
-        this.#writingLen = 0;
-        stats.freeMany(Res.output_buffer, frames, len);
+        out.endWrite();
       }
-      this.#spare = buf.length > KEEP_OUTPUT_BYTES ? new Uint8Array(4096) : buf;
-      this.#writingCapacity = this.#spare.length;
-      this.#memoryChanged();
       this.wake();
     }
-    this.#writing = false;
-    this.#memoryChanged();
+    // Replies owed fewer now, whether or not a write could start.
+    this.wake();
     this.settle();
   }
 
-  /** Closes the connection if it is done: nothing in flight or queued. */
+  /** Closes a finishing connection once nothing is owed, queued or being written. */
   settle(): void {
     if (
-      this.closeWhenDone && !this.closed && this.inflight === 0 && this.#outLen === 0 &&
-      !this.#writing
+      this.state === ConnState.finishing && this.inflight === 0 && this.output.idle
     ) {
       this.close();
     }
@@ -555,17 +444,15 @@ export class Connection {
   /** Closes now; queued replies are dropped, replies still to come are discarded. */
   close(): void {
     if (this.closed) return;
-    this.closed = true;
+    this.state = ConnState.closed;
     try {
       this.#transport.close();
     } catch {
       // Already closed by the peer.
     }
     const stats = this.#owner.stats;
-    if (this.#outLen > 0) stats.freeMany(Res.output_buffer, this.#outFrames, this.#outLen);
-    this.#outLen = 0;
-    this.#outFrames = 0;
-    stats.free(Res.receive_buffer, this.#buf.length);
+    this.output.drop();
+    stats.free(Res.receive_buffer, this.#reader.capacity);
     stats.free(Res.connection, 0);
     this.#memoryChanged();
     stats.count(Counter.connections_closed);

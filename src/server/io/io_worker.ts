@@ -14,14 +14,15 @@ import { encodeError } from "../../protocol/messages.ts";
 import { awaitDurable, kickPersistence } from "../../persist/journal.ts";
 import { Counter, Res, StatsBlock } from "../../stats/resources.ts";
 import { type OpsMemory, recorder } from "../../ops/recorder.ts";
-import { type CodecName, loadCodecs } from "./codecs.ts";
 import { ClientMemoryGuard } from "./client_memory.ts";
-import { type Codec, Connection, type ConnectionOwner } from "./connection.ts";
+import { type Codec, Connection, type ConnectionOwner, type ReplySink } from "./connection.ts";
 import { Dispatcher } from "./dispatcher.ts";
+import { IoEnd } from "../channel/io_end.ts";
+import { wireCodec } from "./wire_codec.ts";
 import type { Limits } from "../limits.ts";
 import type { Service, ServiceOptions } from "../service.ts";
 import type { ShardHost } from "../shard/shard_host.ts";
-import { hostShard } from "../shard/host_shard.ts";
+import { hostShard, nextIdle } from "../shard/host_shard.ts";
 import { beatMs } from "../main/watchdog.ts";
 import {
   Control,
@@ -45,6 +46,9 @@ const scope = globalThis as unknown as {
   postMessage(message: unknown, transfer?: Transferable[]): void;
   onmessage: ((e: MessageEvent) => void) | null;
 };
+
+/** A codec's name: `wire` (wire v1, built in) or a key of {@link IoWorkerInit.codecUrls}. */
+export type CodecName = string;
 
 /** One listening socket of an IO worker. */
 export interface ListenSpec {
@@ -103,7 +107,8 @@ class IoWorker implements ConnectionOwner {
   readonly stats: StatsBlock;
   readonly maxBody: number;
   readonly limits: Limits;
-  readonly site: Dispatcher;
+  readonly dispatcher: Dispatcher;
+  readonly dirty: Connection[] = [];
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   readonly #plan: SharedPlan;
@@ -115,7 +120,6 @@ class IoWorker implements ConnectionOwner {
   readonly #host: ShardHost<unknown> | null;
   readonly #conns = new Map<number, Connection>();
   #nextConnId = 1;
-  readonly #dirty: Connection[] = [];
   readonly #listeners: Closable[] = [];
   readonly #guard: Guard | null;
   readonly #tls: TlsOptions | undefined;
@@ -124,6 +128,8 @@ class IoWorker implements ConnectionOwner {
   #drainReported = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #clientMemory: ClientMemoryGuard;
+  /** This worker's end of the channel to the shards. */
+  readonly #channel: IoEnd<Connection, ReplySink>;
   readonly #codecs: Record<CodecName, Codec>;
 
   constructor(init: IoWorkerInit, service: Service<unknown>, codecs: Record<CodecName, Codec>) {
@@ -161,24 +167,29 @@ class IoWorker implements ConnectionOwner {
     } else {
       this.#host = null;
     }
-    this.site = new Dispatcher({
+    const channel = new IoEnd<Connection, ReplySink>(
+      this.stats,
+      plan.requestRings[init.index].map(openRing),
+      plan.replyRings.map((row) => openRing(row[init.index])),
+      init.generation,
+      this.#host?.executor ?? null,
+      init.index,
+    );
+    const layout = plan.layout;
+    const control = this.#control;
+    channel.wakes.notify = (s) => wake(control, shardThread(layout, s));
+    this.#channel = channel;
+    this.dispatcher = new Dispatcher({
       service,
       stats: this.stats,
-      index: init.index,
       shards,
-      requests: plan.requestRings[init.index].map(openRing),
-      replies: plan.replyRings.map((row) => openRing(row[init.index])),
-      host: this.#host,
-      generation: init.generation,
+      channel,
       maxInflight: init.limits.maxInflightPerWorker,
       maxBody: init.maxBody,
       endOfBatch: () => this.endOfBatch(),
       framesPerTurn: init.limits.framesPerTurn,
       fallback: this.#guard === null ? undefined : wireAuthFallback,
     });
-    const layout = plan.layout;
-    const control = this.#control;
-    this.site.wakes.notify = (s) => wake(control, shardThread(layout, s));
   }
 
   // --- accepting -----------------------------------------------------------
@@ -268,11 +279,11 @@ class IoWorker implements ConnectionOwner {
   }
 
   overloaded(): boolean {
-    return this.site.overloaded();
+    return this.dispatcher.overloaded();
   }
 
   waitForWorker(conn: Connection): void {
-    this.site.waitForRoom(conn);
+    this.dispatcher.waitForRoom(conn);
   }
 
   /** Closes connections idle past the idle timeout; runs on an interval. */
@@ -313,7 +324,7 @@ class IoWorker implements ConnectionOwner {
 
   closed(conn: Connection): void {
     Atomics.sub(this.#control, Control.openConnections, 1);
-    this.site.forget(conn);
+    this.dispatcher.forget(conn);
     conn.auth?.close();
     this.#conns.delete(conn.info.id);
     this.#service.onDisconnect?.(conn.info);
@@ -342,13 +353,9 @@ class IoWorker implements ConnectionOwner {
 
   // --- batches -------------------------------------------------------------
 
-  markDirty(conn: Connection): void {
-    this.#dirty.push(conn);
-  }
-
   /** Ends a batch: wakes the shards that got calls, writes the replies. */
   endOfBatch(): void {
-    this.site.wakes.flush();
+    this.#channel.wakes.flush();
     if (this.#host) {
       // Under --persist always, no reply of this batch leaves before its write is committed.
       kickPersistence();
@@ -357,7 +364,7 @@ class IoWorker implements ConnectionOwner {
     // Timed just before the writes, so a slow request's entry is in the
     // slow log before its client can see the reply.
     recorder.endOfBatch();
-    const dirty = this.#dirty;
+    const dirty = this.dirty;
     for (let i = 0; i < dirty.length; i++) {
       if (dirty[i].dirty) dirty[i].flush();
     }
@@ -367,7 +374,7 @@ class IoWorker implements ConnectionOwner {
   }
 
   shardDied(s: number, cause?: string): void {
-    this.site.shardDied(s, cause);
+    this.dispatcher.shardDied(s, cause);
     this.endOfBatch();
   }
 
@@ -380,11 +387,8 @@ class IoWorker implements ConnectionOwner {
       const seen = Atomics.load(control, word);
       // Another worker may have woken this one to close its largest client.
       if (this.#clientMemory.limit > 0) this.#clientMemory.pending = true;
-      let done = this.site.drainReplies();
-      if (this.#host) {
-        done += await this.#host.drain();
-        this.#host.wakes.flush();
-      }
+      let done = this.#channel.drain(this.dispatcher.deliver);
+      if (this.#host) done += await this.#host.drain();
       this.endOfBatch();
       if (done > 0 || Atomics.load(control, word) !== seen) {
         // More may be coming; let socket reads run first.
@@ -394,8 +398,8 @@ class IoWorker implements ConnectionOwner {
       let timeout = 1000;
       if (this.#host) {
         const now = Date.now();
-        if (now >= idleAt) idleAt = now + Math.min(this.#host.executor.idle(), 1000);
-        if (this.#host.parked > 0) idleAt = now + 1;
+        idleAt = nextIdle(this.#host, idleAt, now);
+        if (this.#host.replies.parked > 0) idleAt = now + 1;
         timeout = Math.max(1, idleAt - now);
       }
       const r = Atomics.waitAsync(control, word, seen, timeout);
@@ -408,7 +412,7 @@ class IoWorker implements ConnectionOwner {
   /** Stops accepting, lets calls in flight finish, then closes. */
   drain(timeoutMs: number): void {
     this.#draining = true;
-    this.site.draining = true;
+    this.dispatcher.draining = true;
     for (const l of this.#listeners.splice(0)) l.close();
     // Armed before anything can finish the drain, so that finishing clears it.
     this.stats.alloc(Res.timer, 0);
@@ -421,7 +425,7 @@ class IoWorker implements ConnectionOwner {
     // settle() closes a connection once nothing is owed, queued or being
     // written; replies a peer does not take in time make the drain forced.
     for (const conn of [...this.#conns.values()]) {
-      conn.closeWhenDone = true;
+      conn.finish();
       conn.settle();
     }
     this.#maybeDrained();
@@ -429,7 +433,7 @@ class IoWorker implements ConnectionOwner {
 
   #maybeDrained(): void {
     if (!this.#draining || this.#drainReported) return;
-    if (this.#conns.size === 0 && !this.site.busy) this.#reportDrained(false);
+    if (this.#conns.size === 0 && !this.dispatcher.busy) this.#reportDrained(false);
   }
 
   #reportDrained(forced: boolean): void {
@@ -456,11 +460,26 @@ class IoWorker implements ConnectionOwner {
       this.stats.free(Res.sweeper, 0);
     }
     // Replies that were still in rings (a forced drain) are accounted for.
-    this.site.drainReplies();
+    this.#channel.drain(this.dispatcher.deliver);
     if (this.#host) await this.#host.drain();
     this.#stopped = true;
     wake(this.#control, this.#me);
   }
+}
+
+/**
+ * The codecs this worker speaks: wire v1, built in, and the ones at `urls`
+ * (name → module URL whose default export is the codec), named where the
+ * server is assembled so that this generic worker imports none of them.
+ */
+async function loadCodecs(urls: Readonly<Record<CodecName, string>>): Promise<
+  Record<CodecName, Codec>
+> {
+  const codecs: Record<CodecName, Codec> = { wire: wireCodec };
+  for (const [name, url] of Object.entries(urls)) {
+    codecs[name] = (await import(url)).default as Codec;
+  }
+  return codecs;
 }
 
 let worker: IoWorker | null = null;
@@ -470,14 +489,22 @@ const proxied = new Map<number, ProxyTransport>();
 scope.onmessage = async (e: MessageEvent<IoWorkerInit | IoWorkerCommand>) => {
   const msg = e.data;
   if (!("type" in msg)) {
-    const service = (await import(msg.serviceUrl)).default as Service<unknown>;
-    worker = new IoWorker(msg, service, await loadCodecs(msg.codecUrls));
-    const ports = [];
-    for (const spec of msg.listen) ports.push(await worker.listen(spec));
-    worker.pump();
-    worker.startIdleTimer();
-    worker.startHeartbeat();
-    scope.postMessage({ type: "ready", ports });
+    try {
+      const service = (await import(msg.serviceUrl)).default as Service<unknown>;
+      worker = new IoWorker(msg, service, await loadCodecs(msg.codecUrls));
+      const ports = [];
+      for (const spec of msg.listen) ports.push(await worker.listen(spec));
+      worker.pump();
+      worker.startIdleTimer();
+      worker.startHeartbeat();
+      scope.postMessage({ type: "ready", ports });
+    } catch (err) {
+      // A port in use, a bad service module: thrown outside the promise so
+      // that the main thread sees a worker error now, not a missing `ready`.
+      setTimeout(() => {
+        throw err;
+      });
+    }
     return;
   }
   if (!worker) return;

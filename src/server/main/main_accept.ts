@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { CodecName } from "../io/codecs.ts";
+import type { CodecName } from "../io/io_worker.ts";
 import type { WorkerHandle } from "./supervisor.ts";
 import type { ProxyMessage } from "../io/transport.ts";
 

@@ -22,7 +22,7 @@ import {
 import type { IoWorkerInit } from "../io/io_worker.ts";
 import { WorkerHandle } from "./supervisor.ts";
 import { SocketProxy } from "./main_accept.ts";
-import type { CodecName } from "../io/codecs.ts";
+import type { CodecName } from "../io/io_worker.ts";
 import { DEFAULT_LIMITS, type Limits } from "../limits.ts";
 import { type AuthOptions, buildAuthConfig } from "../../auth/acl.ts";
 import { checkProtectedMode } from "../../auth/protected_mode.ts";
@@ -51,10 +51,18 @@ import {
 /** How connections reach IO workers. */
 export type AcceptMode = "reuseport" | "main";
 
-/** Options of {@link serve}; every field has a default. */
-export interface ServeOptions {
-  /** URL of the service module (its default export is the service). Default: the KV service. */
-  service?: string | URL;
+/** A protocol served besides wire v1: the module of its codec and its port. */
+export interface ProtocolSpec {
+  /** URL of a module whose default export is the codec, loaded by each IO worker. */
+  codecUrl: string;
+  /** TCP port; 0 picks a free one. */
+  port: number;
+}
+
+/** Options of {@link startServer}; every field but `service` has a default. */
+export interface ServerOptions {
+  /** URL of the service module (its default export is the service). */
+  service: string | URL;
   /** Address to listen on. Default `127.0.0.1` (loopback only). */
   host?: string;
   /** TCP port; 0 picks a free one. Default 7379. */
@@ -74,10 +82,10 @@ export interface ServeOptions {
   /** How long a drain may take before connections are closed. Default 5000 ms. */
   drainTimeoutMs?: number;
   /**
-   * Also serve the Redis protocol (RESP2) on this port, on the same workers
-   * and store. Off when absent; 0 picks a free port.
+   * Protocols served besides wire v1, by codec name, each on its own port,
+   * on the same workers and shards. Default: none.
    */
-  respPort?: number;
+  protocols?: Readonly<Record<string, ProtocolSpec>>;
   /** Backpressure, fairness and timeout limits; see {@link DEFAULT_LIMITS}. */
   limits?: Partial<Limits>;
   /** Metrics endpoint, slow log and logger (src/ops). */
@@ -86,7 +94,12 @@ export interface ServeOptions {
   serviceOptions?: ServiceOptions;
   /** Durability through SQLite under `dataDir`; memory only (`off`) when absent. */
   persist?: PersistOptions;
-  /** The default user's password and ACL users (README, Security). Default: none, open. */
+  /**
+   * The default user's password and ACL users (README, Security). The guard
+   * checks wire v1 calls against the KV service's method table, so another
+   * service gets it only when this is given (`serve()` always guards the KV
+   * service). Default: none, open.
+   */
   auth?: AuthOptions;
   /** Speak TLS only, on every port. Default: plain TCP. */
   tls?: TlsOptions;
@@ -109,14 +122,14 @@ export interface ShutdownReport {
   forced: boolean;
 }
 
-/** A running server. */
-export interface Server {
+/** A running server, of any service. */
+export interface RunningServer {
   /** Where it listens. */
   readonly addr: {
     hostname: string;
     port: number;
-    /** The RESP port, when `respPort` was given. */
-    respPort?: number;
+    /** The port of each protocol in `protocols`, by codec name. */
+    protocols: Readonly<Record<string, number>>;
     /** The metrics port, when `ops.metricsPort` was given. */
     metricsPort?: number;
   };
@@ -141,25 +154,23 @@ export interface Server {
   killWorker(kind: "io" | "task", index: number): Promise<void>;
 }
 
-/** The KV service's module, the default service. */
-const KV_URL = String(new URL("../../kv/service.ts", import.meta.url));
-/** The RESP door's codec, for `respPort`: loaded by the IO workers, imported by nothing here. */
-const RESP_CODEC_URL = String(new URL("../../resp/codec.ts", import.meta.url));
-
 const cores = () => Math.max(1, navigator.hardwareConcurrency || 1);
 
 /**
- * Starts a server and resolves once it accepts connections.
+ * Starts a server for the service at `options.service` and resolves once it
+ * accepts connections. It knows no service and no protocol but wire v1:
+ * the KV server (src/kvserver/serve.ts) names its service and RESP codec.
  *
  * @example
  * ```ts
- * import { serve } from "@evkv/evkv";
- * const server = await serve({ port: 0, ioThreads: 2, workers: 2 });
+ * import { startServer } from "@evkv/evkv";
+ * const service = new URL("./my_service.ts", import.meta.url);
+ * const server = await startServer({ service, port: 0, ioThreads: 2, workers: 2 });
  * console.log(`listening on ${server.addr.port}`);
  * await server.shutdown();
  * ```
  */
-export async function serve(options: ServeOptions = {}): Promise<Server> {
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const mode = options.mode ?? "pool";
   const layout: Layout = {
     ioThreads: options.ioThreads ?? cores(),
@@ -183,10 +194,14 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
       "Start server: TLS client authentication needs a CA (--tls-ca) and --accept reuseport",
     );
   }
+  const protocols = Object.entries(options.protocols ?? {});
+  if (protocols.some(([codec]) => codec === "wire")) {
+    throw new RangeError("Start server: the protocol name `wire` is wire v1's, which is built in");
+  }
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
   const drainTimeoutMs = options.drainTimeoutMs ?? 5000;
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const serviceUrl = String(options.service ?? KV_URL);
+  const serviceUrl = String(options.service);
   const statsMemory = createStatsMemory(threadCount(layout));
   const mainStats = new StatsBlock(statsMemory, threadIndex(layout, "main"));
   const ringBytes = ringBytesFor(maxBody, options.ringBytes ?? 1024 * 1024);
@@ -243,17 +258,25 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   ).catch(abandon);
   const ios: WorkerHandle[] = [];
   const generations: number[] = [];
-  // One listening port per codec: wire v1 always, RESP when asked for.
+  // One listening port per codec: wire v1 always, the others when asked for.
   const endpoints: { codec: CodecName; port: number }[] = [
     { codec: "wire", port: options.port ?? 7379 },
+    ...protocols.map(([codec, p]) => ({ codec, port: p.port })),
   ];
-  if (options.respPort !== undefined) endpoints.push({ codec: "resp", port: options.respPort });
+  const codecUrls = Object.fromEntries(protocols.map(([codec, p]) => [codec, p.codecUrl]));
   const listeners: { listener: Deno.Listener; codec: CodecName }[] = [];
   if (accept === "main") {
+    /** Named like every other start error, so that the message alone says what failed. */
+    const listen = (port: number, codec: CodecName): Deno.Listener => {
+      try {
+        return tls ? listenTls(hostname, port, tls, false) : Deno.listen({ hostname, port });
+      } catch (cause) {
+        const why = cause instanceof Error ? cause.message : String(cause);
+        return abandon(new Error(`Listen on ${hostname}:${port} (${codec}): ${why}`, { cause }));
+      }
+    };
     for (const e of endpoints) {
-      const listener = tls
-        ? listenTls(hostname, e.port, tls, false)
-        : Deno.listen({ hostname, port: e.port });
+      const listener = listen(e.port, e.codec);
       e.port = (listener.addr as Deno.NetAddr).port;
       listeners.push({ listener, codec: e.codec });
     }
@@ -269,9 +292,8 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     listen: accept === "reuseport"
       ? endpoints.map((e) => ({ hostname, port: e.port, codec: e.codec }))
       : [],
-    codecUrls: options.respPort === undefined ? {} : { resp: RESP_CODEC_URL },
-    // The guard's method table is the KV service's: another service gets one only when asked.
-    auth: serviceUrl === KV_URL || options.auth !== undefined ? auth : undefined,
+    codecUrls,
+    auth: options.auth !== undefined ? auth : undefined,
     tls,
     ops,
   });
@@ -285,7 +307,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
     ios.push(handle);
   }
   const port = endpoints[0].port;
-  const respPort = endpoints.find((e) => e.codec === "resp")?.port;
+  const protocolPorts = Object.fromEntries(endpoints.slice(1).map((e) => [e.codec, e.port]));
   const proxy = new SocketProxy(ios);
   ios.forEach((_, i) => proxy.attach(i));
   for (const l of listeners) proxy.accept(l.listener, l.codec);
@@ -446,7 +468,7 @@ export async function serve(options: ServeOptions = {}): Promise<Server> {
   };
 
   return {
-    addr: { hostname, port, respPort, metricsPort: opsRt.metricsPort },
+    addr: { hostname, port, protocols: protocolPorts, metricsPort: opsRt.metricsPort },
     layout,
     authRequired: auth.required,
     stats: () => snapshot(statsMemory),

@@ -107,7 +107,8 @@ export class WorkerHandle {
     if (!this.alive) return;
     this.alive = false;
     this.worker.terminate();
-    for (const list of this.#waiters.values()) for (const w of list.splice(0)) w(null);
+    // Told first, so that a start in progress fails with the reason, not as a timeout.
     this.#onDeath(reason);
+    for (const list of this.#waiters.values()) for (const w of list.splice(0)) w(null);
   }
 }

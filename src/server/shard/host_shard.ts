@@ -10,8 +10,12 @@ import { bindPersistence, durabilityGate } from "../../persist/journal.ts";
 import { snapshot, type StatsBlock } from "../../stats/resources.ts";
 import { Executor } from "./executor.ts";
 import type { Service, ServiceOptions } from "../service.ts";
-import { type FullPolicy, ShardHost } from "./shard_host.ts";
+import { ShardHost } from "./shard_host.ts";
+import { type FullPolicy, ReplySender } from "../channel/replies.ts";
 import { openRing, shardCount, type SharedPlan, threadIndex, wake } from "../topology.ts";
+
+/** Longest wait between runs of the service's idle hook, so housekeeping and stop flags are seen. */
+export const MAX_IDLE_MS = 1000;
 
 /**
  * Shard `shard`'s host, reading requests from every IO worker's ring and
@@ -23,7 +27,6 @@ import { openRing, shardCount, type SharedPlan, threadIndex, wake } from "../top
  * ```ts ignore
  * const host = hostShard(plan, 0, service, 4 << 20, {}, stats, "block");
  * await host.drain();
- * host.wakes.flush();
  * ```
  */
 export function hostShard(
@@ -47,15 +50,25 @@ export function hostShard(
     plan.startedAt,
     serviceOptions,
   );
-  const host = new ShardHost(
-    exec,
-    stats,
-    plan.requestRings.map((row) => openRing(row[shard])),
-    plan.replyRings[shard].map(openRing),
-    policy,
-  );
+  const replies = new ReplySender(stats, plan.replyRings[shard].map(openRing), policy);
   const control = new Int32Array(plan.control);
-  host.wakes.notify = (io) => wake(control, threadIndex(layout, "io", io));
-  host.durability = durabilityGate(shard);
-  return host;
+  replies.wakes.notify = (io) => wake(control, threadIndex(layout, "io", io));
+  replies.durability = durabilityGate(shard);
+  return new ShardHost(exec, stats, plan.requestRings.map((row) => openRing(row[shard])), replies);
+}
+
+/**
+ * When the hosting thread should next run the service's idle hook, given
+ * when it was due (`idleAt`, a Date.now() value) and the time now: runs the
+ * hook when due and returns the next due time, at most {@link MAX_IDLE_MS}
+ * away. Both worker kinds pace their sleep with it.
+ *
+ * @example
+ * ```ts ignore
+ * idleAt = nextIdle(host, idleAt, Date.now());
+ * ```
+ */
+export function nextIdle(host: ShardHost<unknown>, idleAt: number, now: number): number {
+  if (now < idleAt) return idleAt;
+  return now + Math.min(host.executor.idle(), MAX_IDLE_MS);
 }

@@ -9,7 +9,7 @@
 import { kickPersistence } from "../../persist/journal.ts";
 import { StatsBlock } from "../../stats/resources.ts";
 import type { Service, ServiceOptions } from "../service.ts";
-import { hostShard } from "./host_shard.ts";
+import { hostShard, MAX_IDLE_MS, nextIdle } from "./host_shard.ts";
 import {
   Control,
   killWord,
@@ -41,9 +41,6 @@ export interface TaskWorkerInit {
   generation: number;
 }
 
-/** Longest nap while idle, so housekeeping and the stop flag are seen. */
-const MAX_NAP_MS = 1000;
-
 async function main(init: TaskWorkerInit): Promise<void> {
   const { plan, shard } = init;
   const layout = plan.layout;
@@ -53,7 +50,6 @@ async function main(init: TaskWorkerInit): Promise<void> {
   stats.reset();
   const service = (await import(init.serviceUrl)).default as Service<unknown>;
   const host = hostShard(plan, shard, service, init.maxBody, init.serviceOptions, stats, "block");
-  const exec = host.executor;
   const killed = () => Atomics.load(control, killWord(me)) > init.generation;
   host.stopLevel = () => {
     const over = Atomics.load(control, killWord(me)) - init.generation;
@@ -61,7 +57,7 @@ async function main(init: TaskWorkerInit): Promise<void> {
   };
   const progressWords = new Int32Array(plan.progress);
   const progress = progressWord(me);
-  host.progress = () => progressWords[progress]++;
+  host.progress = host.replies.progress = () => progressWords[progress]++;
   scope.postMessage({ type: "ready" });
 
   let idleAt = 0;
@@ -69,7 +65,6 @@ async function main(init: TaskWorkerInit): Promise<void> {
     const seen = Atomics.load(control, wakeWord(me));
     const done = await host.drain();
     kickPersistence();
-    host.wakes.flush();
     progressWords[progress]++;
     if (killed()) {
       scope.postMessage({ type: "exited" });
@@ -78,14 +73,10 @@ async function main(init: TaskWorkerInit): Promise<void> {
     if (done > 0) continue;
     if (Atomics.load(control, Control.stop) !== 0) break;
     const now = Date.now();
-    let nap = MAX_NAP_MS;
-    if (now >= idleAt) {
-      const next = exec.idle();
-      idleAt = now + Math.min(next, MAX_NAP_MS);
-    }
-    nap = Math.max(1, Math.min(nap, idleAt - now));
+    idleAt = nextIdle(host, idleAt, now);
+    let nap = Math.max(1, Math.min(MAX_IDLE_MS, idleAt - now));
     // Replies held for a commit: the persistence worker wakes us, this is a fallback.
-    if (host.parked > 0) nap = Math.min(nap, 10);
+    if (host.replies.parked > 0) nap = Math.min(nap, 10);
     Atomics.wait(control, wakeWord(me), seen, nap);
   }
   scope.postMessage({ type: "stopped" });

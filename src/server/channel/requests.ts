@@ -1,21 +1,13 @@
 /**
- * Layouts of the records that cross rings. Both are 8-aligned payloads in
- * a {@link Ring}; offsets below are bytes from the payload start, and word
- * indexes are `(payload >>> 2) + field`.
- *
- * A request record carries what the executor needs (the frame's header
- * fields, the deadline and the body); its CRC was checked by the IO worker.
- * A reply record carries a whole encoded reply frame, so the IO worker only
- * copies it into the connection's output.
- *
- * Both records are written and read here only: the IO worker writes
- * requests ({@link writeRequest}) and reads replies ({@link replyFrame}), a
- * shard reads requests ({@link readRequest}) and writes replies
- * ({@link writeReply}).
+ * Requests, IO worker → shard: the layout of a request record in a
+ * {@link Ring}, written here at the IO end ({@link writeRequest}) and read
+ * here at the shard end ({@link readRequest}). A record carries what the
+ * executor needs: the frame's header fields, the deadline and the body (its
+ * CRC was checked by the IO worker). Offsets are bytes from the payload
+ * start; word indexes are `(payload >>> 2) + field`.
  *
  * @module
  */
-import { type Outcome, writeReplyFrame } from "../outcome.ts";
 import type { Ring } from "./ring.ts";
 
 /** Request record: u32 words, then an f64 deadline, then the body. */
@@ -39,23 +31,6 @@ export const Req = {
 } as const;
 /** Bytes before the body of a request record (8-aligned). */
 export const REQUEST_HEADER = 40;
-
-/** Reply record: u32 words, then the frame. */
-export const Rep = {
-  /** Word: IO-worker-local connection id. */
-  conn: 0,
-  /** Word: fan-out id, 0 for a final reply. */
-  fanout: 1,
-  /** Word: frame length. */
-  frameLen: 2,
-  /**
-   * Word: the generation of the IO worker that sent the request. A
-   * restarted IO worker drops replies meant for the one before it.
-   */
-  generation: 3,
-} as const;
-/** Bytes before the frame of a reply record. */
-export const REPLY_HEADER = 16;
 
 /**
  * A request record's fields as {@link readRequest} found them. A consumer
@@ -151,61 +126,4 @@ export function readRequest(ring: Ring, off: number, r: RequestRecord): void {
   r.receiveBytes = u32[w + Req.receiveBytes];
   r.deadline = ring.f64[(off + Req.deadlineByte) >>> 3];
   r.bodyAt = off + REQUEST_HEADER;
-}
-
-/**
- * Writes a reply record at `off`, a payload of `REPLY_HEADER + frameLen`
- * bytes reserved in `ring`: the header, then the whole wire v1 reply frame
- * for `outcome` (`frameLen` bytes). The caller commits it.
- *
- * @example
- * ```ts ignore
- * const frameLen = outcome.size + FRAME_OVERHEAD;
- * const off = ring.reserve(REPLY_HEADER + frameLen);
- * if (off >= 0) writeReply(ring, off, conn, 0, generation, code, requestId, outcome, frameLen);
- * ```
- */
-export function writeReply(
-  ring: Ring,
-  off: number,
-  conn: number,
-  fanout: number,
-  generation: number,
-  code: number,
-  requestId: number,
-  outcome: Outcome,
-  frameLen: number,
-): void {
-  const w = off >>> 2;
-  ring.u32[w + Rep.conn] = conn;
-  ring.u32[w + Rep.fanout] = fanout;
-  ring.u32[w + Rep.frameLen] = frameLen;
-  ring.u32[w + Rep.generation] = generation;
-  writeReplyFrame(ring.u8, off + REPLY_HEADER, code, requestId, outcome);
-}
-
-/**
- * The generation of the IO worker a reply record at `off` is meant for.
- *
- * @example
- * ```ts ignore
- * if (replyGeneration(ring, off) !== myGeneration) continue; // for a previous life
- * ```
- */
-export function replyGeneration(ring: Ring, off: number): number {
-  return ring.u32[(off >>> 2) + Rep.generation];
-}
-
-/**
- * The reply frame of the record at `off`: a view into the ring, valid until
- * the ring is released.
- *
- * @example
- * ```ts ignore
- * conn.queueBytes(replyFrame(ring, off));
- * ```
- */
-export function replyFrame(ring: Ring, off: number): Uint8Array {
-  const frameLen = ring.u32[(off >>> 2) + Rep.frameLen];
-  return ring.u8.subarray(off + REPLY_HEADER, off + REPLY_HEADER + frameLen);
 }

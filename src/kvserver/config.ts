@@ -4,12 +4,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { RESOURCE_KINDS, type ResourceKind } from "../../stats/resources.ts";
-import type { AcceptMode, ServeOptions } from "./server.ts";
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, Logger, type LogLevel } from "../../ops/log.ts";
-import { EVICTION_POLICIES } from "../../kv/store.ts";
-import { PERSIST_MODES } from "../../persist/plan.ts";
-import type { SecurityFlags } from "../../auth/load.ts";
+import { RESOURCE_KINDS, type ResourceKind } from "../stats/resources.ts";
+import type { AcceptMode } from "../server/main/server.ts";
+import type { ServeOptions } from "./serve.ts";
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, Logger, type LogLevel } from "../ops/log.ts";
+import { EVICTION_POLICIES } from "../kv/store.ts";
+import { PERSIST_MODES } from "../persist/plan.ts";
+import type { SecurityFlags } from "../auth/load.ts";
 
 /** Usage text of `deno task serve`. */
 export const SERVE_USAGE = `Usage: deno task serve [flags]

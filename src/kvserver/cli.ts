@@ -5,9 +5,9 @@
  * @module
  */
 import { Res, RESOURCE_KINDS } from "../stats/resources.ts";
-import { parseServeFlags, SERVE_USAGE } from "./main/config.ts";
-import { serve, type ShutdownReport } from "./main/server.ts";
-import { DataDirError } from "../persist/datadir.ts";
+import { parseServeFlags, SERVE_USAGE } from "./config.ts";
+import { serve, type ServeOptions, type Server } from "./serve.ts";
+import type { ShutdownReport } from "../server/main/server.ts";
 import { loadLine } from "../persist/manager.ts";
 
 /**
@@ -33,7 +33,6 @@ export function exitCodeFor(
 import { loadSecurity } from "../auth/load.ts";
 import { argsWithConfig } from "../ops/config_file.ts";
 import type { LogFields } from "../ops/log.ts";
-import type { ServeOptions, Server } from "./main/server.ts";
 
 /** Runs the server command; resolves with the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -63,9 +62,8 @@ export async function main(args: string[]): Promise<number> {
     server = await serve({ ...flags.options, ...security });
   } catch (e) {
     // One line, not a stack: a bad data dir, a port in use, a shard file that fails to load.
-    const message = e instanceof Error ? e.message : String(e);
-    const named = e instanceof DataDirError || message.startsWith("Start server:");
-    log.error(`${named ? "" : "Start server: "}${message}`);
+    // Each start error names the step that failed ("Open data dir ...", "Start evkv-io-0: ...").
+    log.error(e instanceof Error ? e.message : String(e));
     return 1;
   }
   const persisted = server.persistence();
