@@ -824,7 +824,9 @@ export class Client implements AsyncDisposable {
     let cause: unknown;
     try {
       while (!this.#closeError) {
-        if ((await reader.read(this.#conn)) === null) break;
+        const n = await this.#conn.read(reader.space());
+        if (n === null) break;
+        reader.filled(n);
         for (;;) {
           const len = reader.frame(maxReply);
           if (len === NEED_MORE) break;

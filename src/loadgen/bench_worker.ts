@@ -469,11 +469,13 @@ class BenchConn {
     while (this.inflight > 0 && !this.#broken) {
       let n: number | null;
       try {
-        n = await reader.read(this.#conn);
+        // Read by hand (space, then filled): one promise per read, not two.
+        n = await this.#conn.read(reader.space());
       } catch {
         n = null;
       }
       if (n === null || this.#broken) break;
+      reader.filled(n);
       // One clock read per chunk: every frame in it arrived at this moment.
       const now = performance.now();
       tally.rx += n;

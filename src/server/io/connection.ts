@@ -283,8 +283,9 @@ export class Connection implements Flushable {
         const reader = this.#reader;
         // The codec knows a frame's length (wire v1), or not (RESP: 0, grow by doubling).
         const hint = this.codec.sizeHint(reader.bytes, reader.start, reader.end);
-        const n = await reader.read(this.#transport, hint);
+        const n = await this.#transport.read(reader.space(hint));
         if (n === null || this.closed) break;
+        reader.filled(n);
         this.readAt = Date.now();
         this.arrivedAt = performance.now();
         stats.count(Counter.bytes_in, n);
