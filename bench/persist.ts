@@ -19,6 +19,7 @@ import { shardOfKey } from "../src/kv/route.ts";
 import { shardFile } from "../src/persist/plan.ts";
 import { createShardFile } from "../src/persist/schema.ts";
 import { type ServerProcess, startServerProcess } from "./server_process.ts";
+import { median } from "./paired.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MODES = ["off", "everysec", "always"] as const;
@@ -106,15 +107,6 @@ async function runMode(
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0
-    ? NaN
-    : s.length % 2
-    ? s[s.length >> 1]
-    : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Writes `keys` keys of 100 B straight into `shards` shard files, routed as the server routes. */
 function writeShards(dir: string, shards: number, keys: number): void {
