@@ -14,7 +14,6 @@ import type { Codec } from "../server/io/connection.ts";
 import type { Connection } from "../server/io/connection.ts";
 import type { Outcome } from "../server/outcome.ts";
 import { checkWireFrame, dispatchWireFrame, wireCodec, wireSink } from "../server/io/wire_codec.ts";
-import { Res } from "../stats/resources.ts";
 import { wireGate } from "./guard.ts";
 
 const HEADER_SIZE = 24;
@@ -45,9 +44,6 @@ export const guardedWireCodec: Codec = {
     ) {
       const refusal = wireGate(auth, code, buf, start + HEADER_SIZE, start + total - 4);
       if (refusal !== null) {
-        // Counted as a frame held, as dispatchWireFrame counts every frame it takes.
-        conn.packetBytes = total;
-        dispatcher.stats.alloc(Res.in_packet, total);
         const requestId = readU32(buf, start + HeaderOffset.requestId);
         dispatcher.reject(
           conn,

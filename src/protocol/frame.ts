@@ -93,6 +93,22 @@ export function checkFrame(buf: Uint8Array, start: number, end: number, maxBody:
 }
 
 /**
+ * The total length the wire v1 header at `start` claims for its frame
+ * (`body_len` plus header and trailer), or 0 while the header is not all in
+ * `buf[start, end)`. A claim, not a check: for sizing a receive buffer.
+ *
+ * @example
+ * ```ts
+ * import { claimedFrameSize } from "./frame.ts";
+ * claimedFrameSize(new Uint8Array(10), 0, 10); // 0: no whole header yet
+ * ```
+ */
+export function claimedFrameSize(buf: Uint8Array, start: number, end: number): number {
+  if (end - start < HEADER_SIZE) return 0;
+  return readU32(buf, start + HeaderOffset.bodyLen) + FRAME_OVERHEAD;
+}
+
+/**
  * The header fields a sender chooses; `magic`, `version` and `body_len` are
  * filled in from the protocol and the body.
  */

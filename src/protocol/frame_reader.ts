@@ -11,8 +11,7 @@
  *
  * @module
  */
-import { FRAME_OVERHEAD, HEADER_SIZE } from "./constants.ts";
-import { checkFrame, HeaderOffset, readU32 } from "./frame.ts";
+import { checkFrame, claimedFrameSize } from "./frame.ts";
 
 /**
  * Where a {@link FrameReader} reads from: `Deno.Conn`, a TLS connection, or
@@ -228,7 +227,7 @@ export class FrameReader {
    * ```
    */
   space(hint?: number): Uint8Array {
-    this.#makeRoom(hint ?? this.#claimed());
+    this.#makeRoom(hint ?? claimedFrameSize(this.#bytes, this.#start, this.#end));
     // An empty buffer is read from offset 0, the usual case when replies
     // arrive whole: no view to make.
     return this.#end === 0 ? this.#bytes : this.#bytes.subarray(this.#end);
@@ -295,12 +294,6 @@ export class FrameReader {
    */
   skipAll(): void {
     this.#start = this.#end = 0;
-  }
-
-  /** The total length the wire v1 header at start claims, or 0 before it is in. */
-  #claimed(): number {
-    if (this.#end - this.#start < HEADER_SIZE) return 0;
-    return readU32(this.#bytes, this.#start + HeaderOffset.bodyLen) + FRAME_OVERHEAD;
   }
 
   /** Makes room to read: compacts, grows for a large frame, or shrinks back. */

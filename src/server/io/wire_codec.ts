@@ -5,10 +5,11 @@
  *
  * @module
  */
-import { Flags, FRAME_OVERHEAD, HEADER_SIZE, Status } from "../../protocol/constants.ts";
+import { Flags, HEADER_SIZE, Status } from "../../protocol/constants.ts";
 import {
   BAD_PREAMBLE,
   checkFrame,
+  claimedFrameSize,
   crcMatches,
   HeaderOffset,
   readU32,
@@ -44,7 +45,9 @@ function codeAt(buf: Uint8Array, off: number): number {
 
 /**
  * The cheap check of the frame at `start` (see {@link Codec.take}'s
- * results); a frame over the body limit is answered TOO_LARGE here.
+ * results); a frame over the body limit is answered TOO_LARGE here. A
+ * whole frame is taken from here on: it counts as `in_packet` until the
+ * channel copies it (see `Connection.packetBytes`).
  */
 export function checkWireFrame(
   conn: Connection,
@@ -54,6 +57,10 @@ export function checkWireFrame(
   maxBody: number,
 ): number {
   const total = checkFrame(buf, start, end, maxBody);
+  if (total > 0) {
+    conn.packetBytes = total;
+    conn.stats.alloc(Res.in_packet, total);
+  }
   if (total >= 0) return total;
   if (total === BAD_PREAMBLE) {
     // Without a trusted header there is no length to skip: the stream
@@ -78,9 +85,9 @@ export function checkWireFrame(
 }
 
 /**
- * Dispatches the whole frame `buf[off, off + total)`: checks its CRC,
- * reads its header, and calls its method. The frame's bytes count as
- * `in_packet` until the channel copies them (see `Connection.packetBytes`).
+ * Dispatches the whole frame `buf[off, off + total)` that
+ * {@link checkWireFrame} took: checks its CRC, reads its header, and calls
+ * its method.
  */
 export function dispatchWireFrame(
   conn: Connection,
@@ -89,8 +96,6 @@ export function dispatchWireFrame(
   total: number,
   dispatcher: Dispatcher,
 ): void {
-  conn.packetBytes = total;
-  dispatcher.stats.alloc(Res.in_packet, total);
   const flags = buf[off + HeaderOffset.flags];
   const code = codeAt(buf, off);
   const requestId = readU32(buf, off + HeaderOffset.requestId);
@@ -131,10 +136,7 @@ export const wireCodec: Codec = {
     return total;
   },
 
-  sizeHint(buf: Uint8Array, start: number, end: number): number {
-    if (end - start < HEADER_SIZE) return 0;
-    return readU32(buf, start + HeaderOffset.bodyLen) + FRAME_OVERHEAD;
-  },
+  sizeHint: claimedFrameSize,
 
   collect(buf: Uint8Array, start: number, end: number, maxBody: number, batch: RequestBatch): void {
     batch.reset(buf);
