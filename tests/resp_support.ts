@@ -4,6 +4,9 @@
  */
 import { splitInline } from "../src/resp/frame.ts";
 
+/** True when a command is on the PATH: the RESP tests skip without redis-cli. */
+export { have } from "../bench/resp.ts";
+
 const latin1 = new TextDecoder("latin1");
 
 /** One line of the conformance script. */
@@ -141,16 +144,6 @@ export async function runScript(port: number, script: ScriptLine[]): Promise<str
     replies.push(r === null ? "<closed>" : latin1.decode(r));
   }
   return replies;
-}
-
-/** True when `cmd` is on the PATH. */
-export function have(cmd: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs a program to its end; its stdout (asserting success unless told not to). */

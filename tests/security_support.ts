@@ -4,16 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { text } from "./support.ts";
-
-/** True when `cmd` is on the PATH. */
-export function have(cmd: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+import { have } from "../bench/resp.ts";
 
 /** CI installs the tools, so there a missing tool fails instead of skipping. */
 export const NO_REDIS_CLI = !have("redis-cli") && Deno.env.get("CI") !== "true";

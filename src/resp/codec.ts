@@ -36,6 +36,7 @@ import {
   sumJoin,
 } from "./io_commands.ts";
 import { errorBytes } from "./out.ts";
+import { array } from "./reply.ts";
 import { REPLY_SLACK } from "../protocol/constants.ts";
 import { Gather, Session } from "./session.ts";
 import { MODE_PLAIN, RespMethod } from "./shard_methods.ts";
@@ -283,17 +284,7 @@ function mgetJoin(parts: Uint8Array[], order: [number, number[]][], n: number): 
     const items = arrayItems(parts[p]);
     idx.forEach((argIndex, k) => (values[argIndex - 1] = items[k]));
   });
-  let size = 0;
-  for (const v of values) size += v.length;
-  const head = new TextEncoder().encode(`*${values.length}\r\n`);
-  const out = new Uint8Array(head.length + size);
-  out.set(head);
-  let at = head.length;
-  for (const v of values) {
-    out.set(v, at);
-    at += v.length;
-  }
-  return out;
+  return array(values);
 }
 
 /** A multi-key command whose keys span shards, split per shard. */

@@ -11,6 +11,7 @@ import { pb } from "../protocol/messages.ts";
 import { shardOfKey } from "../kv/route.ts";
 import { type CommandContext, COMMANDS } from "./command_table.ts";
 import { errorBytes, RespOut } from "./out.ts";
+import { array } from "./reply.ts";
 import { Gather, type ScanCursor, type Session } from "./session.ts";
 import { persistenceSection, persistInfoCall } from "./persist_commands.ts";
 import { HELLO_NOAUTH, respAuthenticate, respAuthenticated } from "./auth_commands.ts";
@@ -165,18 +166,7 @@ export function okJoin(parts: Uint8Array[]): Uint8Array {
 
 /** Joins array replies into one array. */
 export function concatJoin(parts: Uint8Array[]): Uint8Array {
-  const items = parts.flatMap(arrayItems);
-  let size = 0;
-  for (const i of items) size += i.length;
-  const head = encoder.encode(`*${items.length}\r\n`);
-  const out = new Uint8Array(head.length + size);
-  out.set(head);
-  let at = head.length;
-  for (const i of items) {
-    out.set(i, at);
-    at += i.length;
-  }
-  return out;
+  return array(parts.flatMap(arrayItems));
 }
 
 /** The shard of argument `i` of the command in `b` at `base` with relative spans. */
