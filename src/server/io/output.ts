@@ -86,11 +86,6 @@ export class Output {
     return this.#len === 0 && !this.#writing;
   }
 
-  /** Bytes queued and not yet taken by the socket. */
-  get queuedBytes(): number {
-    return this.#len;
-  }
-
   /**
    * Bytes queued or being written, plus `owed` replies still to come at
    * their expected size: what the output may soon hold.

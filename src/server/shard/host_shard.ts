@@ -15,7 +15,7 @@ import { type FullPolicy, ReplySender } from "../channel/replies.ts";
 import { openRing, shardCount, type SharedPlan, threadIndex, wake } from "../topology.ts";
 
 /** Longest wait between runs of the service's idle hook, so housekeeping and stop flags are seen. */
-export const MAX_IDLE_MS = 1000;
+const MAX_IDLE_MS = 1000;
 
 /**
  * Shard `shard`'s host, reading requests from every IO worker's ring and
